@@ -1,0 +1,51 @@
+"""Linux forwarding state for the LMAP and the MPA.
+
+``create(name)`` picks a backend: ``"auto"`` uses ip6ip6 tunnel devices where
+the kernel has them (ip6tnl) and seg6 lightweight tunnels otherwise; ``"seg6"``,
+``"ip6tnl"``, ``"fake"`` (recording, for tests) and ``"none"`` (signalling only)
+force one. A forced backend the kernel cannot run raises ``DataPlaneError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pmip6.dataplane.base import DataPlane, DataPlaneError
+from pmip6.dataplane.fake import FakeDataPlane, NullDataPlane
+
+__all__ = [
+    "BACKENDS",
+    "DataPlane",
+    "DataPlaneError",
+    "FakeDataPlane",
+    "NullDataPlane",
+    "create",
+]
+
+BACKENDS = ("auto", "seg6", "ip6tnl", "fake", "none")
+
+
+def create(name: str = "auto", **kw: Any) -> DataPlane:
+    """Return an unstarted backend; keyword arguments go to its constructor."""
+    if name == "fake":
+        return FakeDataPlane(**kw)
+    if name == "none":
+        return NullDataPlane()
+    if name not in BACKENDS:
+        raise DataPlaneError(
+            f"unknown data plane backend {name!r} (choose from {', '.join(BACKENDS)})"
+        )
+
+    from pmip6.dataplane import ip6tnl, seg6
+
+    if name == "auto":
+        name = "ip6tnl" if ip6tnl.available() else "seg6"
+    if name == "ip6tnl":
+        why = ip6tnl.unavailable_reason()
+        if why:
+            raise DataPlaneError(f"data plane 'ip6tnl' is unavailable: {why}")
+        return ip6tnl.Ip6tnlDataPlane(**kw)
+    why = seg6.unavailable_reason()
+    if why:
+        raise DataPlaneError(f"data plane 'seg6' is unavailable: {why}")
+    return seg6.Seg6DataPlane(**kw)
