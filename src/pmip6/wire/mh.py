@@ -11,10 +11,15 @@ Lifetimes are kept in the wire's units of 4 seconds; callers convert.
 from __future__ import annotations
 
 import enum
+import hmac
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
-from typing import TypeVar
+from typing import Any, NamedTuple, TypeVar
 
+from pmip6.wire.checksum import ipv6_checksum, ipv6_checksum_ok
+from pmip6.wire.errors import Malformed
 from pmip6.wire.profile import DRAFT00, Profile
 
 MH_PROTO = 135
@@ -368,6 +373,401 @@ def find_option(options: tuple[Option, ...], kind: type[T]) -> T | None:
     return None
 
 
+# --- codec: layouts -------------------------------------------------------------
+
+# Payload Proto, Header Len, MH Type, Reserved, Checksum (RFC 6275 6.1.1)
+_HEADER = struct.Struct("!BBBBH")
+_BU = struct.Struct("!HHH")  # Sequence, flags, Lifetime at 6 (RFC 6275 6.1.7)
+_BA = struct.Struct("!BBHH")  # Status, flags, Sequence, Lifetime at 6 (6.1.8)
+_BE = struct.Struct("!BB16s")  # Status, Reserved, Home Address at 6 (6.1.9)
+_HB = struct.Struct("!BBI")  # Reserved, U|R, Sequence at 6 (RFC 5847 3.3)
+_BR = struct.Struct("!BBHH")  # B.R. Type, Trigger/Status, Sequence, flags (5846)
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+_U64 = struct.Struct("!Q")
+_AUTH = struct.Struct("!BI")  # Subtype, Mobility SPI (RFC 4285 5)
+_PREFIX = struct.Struct("!BB16s")  # Reserved, Prefix Length, Prefix (5213 8.3)
+
+_HB_UNSOLICITED = 0x02
+_HB_RESPONSE = 0x01
+
+# smallest Header Len each type allows (RFC 6275 9.2: fixed part, padded to 8)
+_MIN_HEADER_LEN = {5: 1, 6: 1, 7: 2, 13: 1, 16: 1}
+_MESSAGE_NAMES = {5: "BU", 6: "BA", 7: "BE", 13: "Heartbeat", 16: "BR"}
+
+# alignment padding of 1..7 octets: Pad1, or PadN with zeros (RFC 6275 6.2.2-3)
+_PADDING = {1: b"\0"} | {n: bytes((1, n - 2)) + bytes(n - 2) for n in range(2, 8)}
+
+
+# --- codec: value caches ----------------------------------------------------------
+
+# Building IPv6Address and IntFlag objects dominates decoding time; peers send
+# the same few addresses and flag words over and over, and both are immutable.
+_ADDRESS_CACHE: dict[bytes, IPv6Address] = {}
+_ADDRESS_CACHE_SIZE = 4096
+_BU_FLAGS: dict[int, BUFlags] = {}
+_BA_FLAGS: dict[int, BAFlags] = {}
+_BR_FLAGS: dict[int, BRFlags] = {}
+
+
+def _address(packed: bytes) -> IPv6Address:
+    address = _ADDRESS_CACHE.get(packed)
+    if address is None:
+        if len(_ADDRESS_CACHE) >= _ADDRESS_CACHE_SIZE:
+            _ADDRESS_CACHE.clear()
+        address = _ADDRESS_CACHE[packed] = IPv6Address(packed)
+    return address
+
+
+def _bu_flags(value: int) -> BUFlags:
+    flags = _BU_FLAGS.get(value)
+    if flags is None:
+        flags = _BU_FLAGS[value] = BUFlags(value)
+    return flags
+
+
+def _ba_flags(value: int) -> BAFlags:
+    flags = _BA_FLAGS.get(value)
+    if flags is None:
+        flags = _BA_FLAGS[value] = BAFlags(value)
+    return flags
+
+
+def _br_flags(value: int) -> BRFlags:
+    flags = _BR_FLAGS.get(value)
+    if flags is None:
+        flags = _BR_FLAGS[value] = BRFlags(value)
+    return flags
+
+
+# --- codec: options ---------------------------------------------------------------
+
+# decoder(data, start of the option data, Length) -> option
+_OptionDecoder = Callable[[bytes, int, int], Option]
+
+
+class _OptionSpec(NamedTuple):
+    name: str
+    length: int  # the exact Length, or the minimum when not exact
+    exact: bool
+    decode: _OptionDecoder
+
+
+def _dec_alternate_coa(data: bytes, start: int, length: int) -> Option:
+    return AlternateCareOfAddress(_address(data[start : start + 16]))
+
+
+def _dec_mn_identifier(data: bytes, start: int, length: int) -> Option:
+    return MobileNodeIdentifier(data[start + 1 : start + length], data[start])
+
+
+def _dec_authentication(data: bytes, start: int, length: int) -> Option:
+    subtype, spi = _AUTH.unpack_from(data, start)
+    return MobilityMessageAuthentication(subtype, spi, data[start + 5 : start + length])
+
+
+def _dec_replay(data: bytes, start: int, length: int) -> Option:
+    return ReplayProtection(_U64.unpack_from(data, start)[0])
+
+
+def _prefix(data: bytes, start: int) -> tuple[int, IPv6Address]:
+    _, prefix_length, prefix = _PREFIX.unpack_from(data, start)
+    if prefix_length > 128:
+        raise Malformed(f"Prefix Length {prefix_length} exceeds 128")
+    return prefix_length, _address(prefix)
+
+
+def _dec_home_network_prefix(data: bytes, start: int, length: int) -> Option:
+    return HomeNetworkPrefix(*_prefix(data, start))
+
+
+def _dec_assigned_home_address(data: bytes, start: int, length: int) -> Option:
+    return AssignedHomeAddress(*_prefix(data, start))
+
+
+_BCC = BindingCacheConfirmation()
+
+
+def _dec_bcc(data: bytes, start: int, length: int) -> Option:
+    return _BCC
+
+
+def _dec_handoff_indicator(data: bytes, start: int, length: int) -> Option:
+    return HandoffIndicator(data[start + 1])
+
+
+def _dec_access_technology(data: bytes, start: int, length: int) -> Option:
+    return AccessTechnologyType(data[start + 1])
+
+
+def _dec_link_layer_id(data: bytes, start: int, length: int) -> Option:
+    return MNLinkLayerIdentifier(data[start + 2 : start + length])
+
+
+def _dec_link_local(data: bytes, start: int, length: int) -> Option:
+    return LinkLocalAddress(_address(data[start : start + 16]))
+
+
+def _dec_timestamp(data: bytes, start: int, length: int) -> Option:
+    return Timestamp(_U64.unpack_from(data, start)[0])
+
+
+def _dec_restart_counter(data: bytes, start: int, length: int) -> Option:
+    return RestartCounter(_U32.unpack_from(data, start)[0])
+
+
+# options whose code points do not depend on the profile
+_BASE_OPTIONS: dict[int, _OptionSpec] = {
+    3: _OptionSpec("Alternate Care-of Address", 16, True, _dec_alternate_coa),
+    8: _OptionSpec("MN Identifier", 1, False, _dec_mn_identifier),
+    9: _OptionSpec("Authentication", 5, False, _dec_authentication),
+    10: _OptionSpec("Replay Protection", 8, True, _dec_replay),
+    22: _OptionSpec("Home Network Prefix", 18, True, _dec_home_network_prefix),
+    23: _OptionSpec("Handoff Indicator", 2, True, _dec_handoff_indicator),
+    24: _OptionSpec("Access Technology Type", 2, True, _dec_access_technology),
+    25: _OptionSpec("MN Link-layer Identifier", 2, False, _dec_link_layer_id),
+    26: _OptionSpec("Link-local Address", 16, True, _dec_link_local),
+    27: _OptionSpec("Timestamp", 8, True, _dec_timestamp),
+    28: _OptionSpec("Restart Counter", 4, True, _dec_restart_counter),
+}
+_AHA_SPEC = _OptionSpec("Assigned Home Address", 18, True, _dec_assigned_home_address)
+_BCC_SPEC = _OptionSpec("Binding Cache Confirmation", 0, True, _dec_bcc)
+
+_OPTION_TABLES: dict[int, tuple[Profile, dict[int, _OptionSpec]]] = {}
+
+
+def _option_table(profile: Profile) -> dict[int, _OptionSpec]:
+    """The option decoders of ``profile``, built once per profile object."""
+    entry = _OPTION_TABLES.get(id(profile))
+    if entry is None or entry[0] is not profile:
+        table = dict(_BASE_OPTIONS)
+        # the seed's options take their code points from the profile; in the
+        # draft-00 profile the AHA shadows RFC 5213's Home Network Prefix (22)
+        if profile.aha_option_type is not None:
+            table[profile.aha_option_type] = _AHA_SPEC
+        if profile.bcc_option_type is not None:
+            table[profile.bcc_option_type] = _BCC_SPEC
+        entry = _OPTION_TABLES[id(profile)] = (profile, table)
+    return entry[1]
+
+
+def _decode_options(
+    data: bytes, pos: int, table: dict[int, _OptionSpec], where: str
+) -> tuple[Option, ...]:
+    """The options from ``pos`` to the end of ``data``; padding checked, dropped."""
+    end = len(data)
+    options: list[Option] = []
+    while pos < end:
+        option_type = data[pos]
+        if option_type == 0:  # Pad1
+            pos += 1
+            continue
+        if pos + 2 > end:
+            raise Malformed(
+                f"{where}: option type {option_type} at offset {pos} is cut off "
+                "before its Length"
+            )
+        length = data[pos + 1]
+        start = pos + 2
+        pos = start + length
+        if pos > end:
+            raise Malformed(
+                f"{where}: option type {option_type} at offset {start - 2}: "
+                f"Length {length} overruns the message by {pos - end} octets"
+            )
+        if option_type == 1:  # PadN
+            if data.count(0, start, pos) != length:
+                raise Malformed(f"{where}: PadN at offset {start - 2} is not zeros")
+            continue
+        spec = table.get(option_type)
+        if spec is None:
+            # unknown options are skipped by receivers (RFC 6275 6.2.1); keep them
+            options.append(UnknownOption(option_type, data[start:pos]))
+            continue
+        if length != spec.length if spec.exact else length < spec.length:
+            expected = "" if spec.exact else "at least "
+            raise Malformed(
+                f"{where}: {spec.name} option at offset {start - 2}: Length "
+                f"{length}, expected {expected}{spec.length}"
+            )
+        try:
+            options.append(spec.decode(data, start, length))
+        except Malformed as exc:
+            raise Malformed(
+                f"{where}: {spec.name} option at offset {start - 2}: {exc}"
+            ) from None
+    return tuple(options)
+
+
+# encoder(option, profile) -> (option type, option data)
+_OptionEncoder = Callable[[Any, Profile], tuple[int, bytes]]
+
+
+def _profile_type(code: int | None, what: str, profile: Profile) -> int:
+    if code is None:
+        raise ValueError(f"the {profile.name} profile has no {what} option")
+    return code
+
+
+def _enc_prefix(prefix_length: int, prefix: IPv6Address) -> bytes:
+    if not 0 <= prefix_length <= 128:
+        raise ValueError(f"prefix length {prefix_length} is not in 0..128")
+    return _PREFIX.pack(0, prefix_length, prefix.packed)
+
+
+_OPTION_ENCODERS: dict[type, _OptionEncoder] = {
+    AlternateCareOfAddress: lambda o, p: (3, o.alternate_care_of_address.packed),
+    MobileNodeIdentifier: lambda o, p: (8, bytes((o.subtype,)) + o.identifier),
+    MobilityMessageAuthentication: lambda o, p: (
+        9,
+        _AUTH.pack(o.subtype, o.mobility_spi) + o.authentication_data,
+    ),
+    ReplayProtection: lambda o, p: (10, _U64.pack(o.timestamp)),
+    HomeNetworkPrefix: lambda o, p: (
+        22,
+        _enc_prefix(o.prefix_length, o.home_network_prefix),
+    ),
+    AssignedHomeAddress: lambda o, p: (
+        _profile_type(p.aha_option_type, "Assigned Home Address", p),
+        _enc_prefix(o.prefix_length, o.home_address),
+    ),
+    BindingCacheConfirmation: lambda o, p: (
+        _profile_type(p.bcc_option_type, "Binding Cache Confirmation", p),
+        b"",
+    ),
+    HandoffIndicator: lambda o, p: (23, bytes((0, o.handoff_indicator))),
+    AccessTechnologyType: lambda o, p: (24, bytes((0, o.access_technology_type))),
+    MNLinkLayerIdentifier: lambda o, p: (25, b"\0\0" + o.link_layer_identifier),
+    LinkLocalAddress: lambda o, p: (26, o.link_local_address.packed),
+    Timestamp: lambda o, p: (27, _U64.pack(o.timestamp)),
+    RestartCounter: lambda o, p: (28, _U32.pack(o.restart_counter)),
+    UnknownOption: lambda o, p: (o.option_type, o.data),
+}
+
+# "xn+y" alignment of each option's Type octet, measured from the MH start
+_ALIGNMENT: dict[type, tuple[int, int]] = {
+    AlternateCareOfAddress: (8, 6),  # RFC 6275 6.2.5
+    MobilityMessageAuthentication: (4, 1),  # RFC 4285 5
+    ReplayProtection: (8, 2),  # RFC 4285 6
+    HomeNetworkPrefix: (8, 4),  # RFC 5213 8.3
+    AssignedHomeAddress: (8, 4),  # laid out as the HNP option
+    LinkLocalAddress: (8, 6),  # RFC 5213 8.7
+    Timestamp: (8, 2),  # RFC 5213 8.8
+    RestartCounter: (4, 2),  # RFC 5847 3.4
+}
+
+
+# --- codec: messages --------------------------------------------------------------
+
+# encoder(message) -> (MH type, fixed part after the Checksum, options)
+_MessageEncoder = Callable[[Any], tuple[int, bytes, tuple[Option, ...]]]
+
+
+def _enc_unknown(message: UnknownMessage) -> tuple[int, bytes, tuple[Option, ...]]:
+    # the data is kept as it came, so it must already end the MH on a boundary
+    if (6 + len(message.data)) % 8:
+        raise ValueError(
+            f"UnknownMessage data of {len(message.data)} octets does not end "
+            "the MH on an 8-octet boundary"
+        )
+    return message.mh_type, message.data, ()
+
+
+_MESSAGE_ENCODERS: dict[type, _MessageEncoder] = {
+    UnknownMessage: _enc_unknown,
+    BindingUpdate: lambda m: (
+        5,
+        _BU.pack(m.sequence, m.flags, m.lifetime),
+        m.options,
+    ),
+    BindingAcknowledgement: lambda m: (
+        6,
+        _BA.pack(m.status, m.flags, m.sequence, m.lifetime),
+        m.options,
+    ),
+    BindingError: lambda m: (
+        7,
+        _BE.pack(m.status, 0, m.home_address.packed),
+        m.options,
+    ),
+    Heartbeat: lambda m: (
+        13,
+        _HB.pack(
+            0,
+            (_HB_UNSOLICITED if m.unsolicited else 0)
+            | (_HB_RESPONSE if m.response else 0),
+            m.sequence,
+        ),
+        m.options,
+    ),
+    # the three flags sit in the high octet of a 16-bit field (RFC 5846 6.1)
+    BindingRevocationIndication: lambda m: (
+        16,
+        _BR.pack(1, m.revocation_trigger, m.sequence, m.flags << 8),
+        m.options,
+    ),
+    BindingRevocationAcknowledgement: lambda m: (
+        16,
+        _BR.pack(2, m.status, m.sequence, m.flags << 8),
+        m.options,
+    ),
+}
+
+
+def _dec_bu(data: bytes, table: dict[int, _OptionSpec]) -> Message:
+    sequence, flags, lifetime = _BU.unpack_from(data, 6)
+    options = _decode_options(data, 12, table, "BU")
+    return BindingUpdate(sequence, _bu_flags(flags), lifetime, options)
+
+
+def _dec_ba(data: bytes, table: dict[int, _OptionSpec]) -> Message:
+    status, flags, sequence, lifetime = _BA.unpack_from(data, 6)
+    options = _decode_options(data, 12, table, "BA")
+    return BindingAcknowledgement(status, _ba_flags(flags), sequence, lifetime, options)
+
+
+def _dec_be(data: bytes, table: dict[int, _OptionSpec]) -> Message:
+    status, _, home_address = _BE.unpack_from(data, 6)
+    options = _decode_options(data, 24, table, "BE")
+    return BindingError(status, _address(home_address), options)
+
+
+def _dec_heartbeat(data: bytes, table: dict[int, _OptionSpec]) -> Message:
+    _, bits, sequence = _HB.unpack_from(data, 6)
+    options = _decode_options(data, 12, table, "Heartbeat")
+    return Heartbeat(
+        sequence, bool(bits & _HB_UNSOLICITED), bool(bits & _HB_RESPONSE), options
+    )
+
+
+def _dec_br(data: bytes, table: dict[int, _OptionSpec]) -> Message:
+    br_type, value, sequence, flags = _BR.unpack_from(data, 6)
+    if br_type == BRType.INDICATION:
+        options = _decode_options(data, 12, table, "BRI")
+        return BindingRevocationIndication(
+            sequence, value, _br_flags(flags >> 8), options
+        )
+    if br_type == BRType.ACKNOWLEDGEMENT:
+        options = _decode_options(data, 12, table, "BRA")
+        return BindingRevocationAcknowledgement(
+            sequence, value, _br_flags(flags >> 8), options
+        )
+    # RFC 5846 6: every other value is reserved
+    raise Malformed(f"BR: B.R. Type {br_type} is reserved (1 is BRI, 2 is BRA)")
+
+
+_MESSAGE_DECODERS: dict[int, Callable[[bytes, dict[int, _OptionSpec]], Message]] = {
+    5: _dec_bu,
+    6: _dec_ba,
+    7: _dec_be,
+    13: _dec_heartbeat,
+    16: _dec_br,
+}
+
+
+# --- codec: entry points ------------------------------------------------------------
+
+
 def encode_mh(
     message: Message,
     profile: Profile = DRAFT00,
@@ -378,9 +778,57 @@ def encode_mh(
 
     With ``src`` and ``dst`` the checksum is computed over the IPv6
     pseudo-header; without them it is left zero (a Linux raw socket for
-    protocol 135 fills it on send).
+    protocol 135 fills it on send). Values that do not fit their fields, an
+    option the profile has no code point for, or an ``UnknownMessage`` whose
+    data does not end on an 8-octet boundary raise ``ValueError``; an object
+    that is no message or option raises ``TypeError``.
     """
-    raise NotImplementedError
+    if (src is None) != (dst is None):
+        raise ValueError("give both src and dst for the checksum, or neither")
+    message_type = type(message)
+    try:
+        encoder = _MESSAGE_ENCODERS.get(message_type)
+        if encoder is None:
+            raise TypeError(f"not a Mobility Header message: {message!r}")
+        mh_type, fixed, options = encoder(message)
+
+        parts = [b"", fixed]
+        offset = 6 + len(fixed)
+        for option in options:
+            option_class = type(option)
+            option_encoder = _OPTION_ENCODERS.get(option_class)
+            if option_encoder is None:
+                raise TypeError(f"not a mobility option: {option!r}")
+            option_type, body = option_encoder(option, profile)
+            alignment = _ALIGNMENT.get(option_class)
+            if alignment is not None:
+                pad = (alignment[1] - offset) % alignment[0]
+                if pad:
+                    parts.append(_PADDING[pad])
+                    offset += pad
+            if len(body) > 255:
+                raise ValueError(f"{option_class.__name__} data exceeds 255 octets")
+            parts.append(bytes((option_type, len(body))))
+            parts.append(body)
+            offset += 2 + len(body)
+
+        # the whole MH is a multiple of 8 octets (RFC 6275 6.1.1)
+        pad = -offset % 8
+        if pad:
+            parts.append(_PADDING[pad])
+            offset += pad
+        header_len = offset // 8 - 1
+        parts[0] = _HEADER.pack(PAYLOAD_PROTO_NONE, header_len, mh_type, 0, 0)
+    except struct.error as exc:
+        raise ValueError(
+            f"{message_type.__name__}: field out of range: {exc}"
+        ) from None
+
+    encoded = b"".join(parts)
+    if src is not None and dst is not None:
+        checksum = ipv6_checksum(src, dst, MH_PROTO, encoded)
+        encoded = encoded[:4] + _U16.pack(checksum) + encoded[6:]
+    return encoded
 
 
 def decode_mh(
@@ -393,4 +841,59 @@ def decode_mh(
 
     With ``src`` and ``dst`` the checksum is verified as well.
     """
-    raise NotImplementedError
+    if type(data) is not bytes:
+        data = bytes(data)
+    size = len(data)
+    if size < 8:
+        raise Malformed(f"MH: {size} octets, shorter than the 8-octet minimum")
+    payload_proto, header_len, mh_type, _, checksum = _HEADER.unpack_from(data)
+    name = _MESSAGE_NAMES.get(mh_type) or f"MH type {mh_type}"
+
+    # the checks Linux makes before answering with a Parameter Problem (6.1.1)
+    if payload_proto != PAYLOAD_PROTO_NONE:
+        raise Malformed(f"{name}: Payload Proto {payload_proto}, expected 59")
+    if (header_len + 1) * 8 != size:
+        raise Malformed(
+            f"{name}: Header Len {header_len} says {(header_len + 1) * 8} octets, "
+            f"got {size}"
+        )
+    minimum = _MIN_HEADER_LEN.get(mh_type, 0)
+    if header_len < minimum:
+        raise Malformed(f"{name}: Header Len {header_len} below the minimum {minimum}")
+    if (
+        src is not None
+        and dst is not None
+        and not ipv6_checksum_ok(src, dst, MH_PROTO, data)
+    ):
+        expected = ipv6_checksum(src, dst, MH_PROTO, data[:4] + b"\0\0" + data[6:])
+        raise Malformed(
+            f"{name}: Checksum 0x{checksum:04x} is wrong, expected 0x{expected:04x}"
+        )
+
+    decoder = _MESSAGE_DECODERS.get(mh_type)
+    if decoder is None:
+        return UnknownMessage(mh_type, data[6:])
+    return decoder(data, _option_table(profile))
+
+
+def mh_checksum(data: bytes) -> int:
+    """The Checksum field of an encoded Mobility Header."""
+    return int(_U16.unpack_from(data, 4)[0])
+
+
+def authenticator(
+    key: bytes,
+    care_of: IPv6Address,
+    home_address: IPv6Address,
+    mh_bytes_through_spi: bytes,
+) -> bytes:
+    """The RFC 4285 5.5 authenticator: 96 bits of HMAC-SHA1 over CoA | HoA | MH.
+
+    ``mh_bytes_through_spi`` runs from Payload Proto through the SPI of the
+    Mobility Message Authentication option; its checksum field is zeroed here.
+    A proxy registration has no home address: callers pass the LoA, or
+    ``IPv6Address(0)`` when it is not known yet.
+    """
+    mh_data = mh_bytes_through_spi[:4] + b"\0\0" + mh_bytes_through_spi[6:]
+    mac = hmac.new(key, care_of.packed + home_address.packed + mh_data, "sha1")
+    return mac.digest()[:12]
