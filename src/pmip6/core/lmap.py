@@ -1,0 +1,806 @@
+"""The Local Mobility Anchor Point engine: binding cache and PBU processing.
+
+No sockets and no clock: the daemon feeds decoded Mobility Header messages with
+their source and destination addresses and the current time, and applies the
+effects the engine returns (messages to send, forwarding changes, store
+writes, log events). ``next_deadline()`` says when ``handle_timeout`` is due.
+
+Rules (seed 6.1, 6.3, 6.4, 9.1; RFC 5213 5.3 where the seed is silent):
+
+- Only configured MPAs may register (129; 154 in the rfc5213 profile).
+- A PBU needs the P flag (140 / 152) and an MN Identifier carrying an NAI
+  (160 in both profiles: the seed defines no status for it, RFC 5213's
+  MISSING_MN_IDENTIFIER_OPTION is the specific one and any value >= 128 is a
+  refusal to a seed-era MPA).
+- Binding Cache Confirmation (seed 9.1): accepted with the Assigned Home
+  Address option when a BCE exists for the NAI, which then moves to the
+  sending MPA; otherwise 141 and nothing changes.
+- Assigned Home Address (seed 6.3): creates or updates the BCE. A LoA whose
+  LNP is not inside the configured prefixes is refused with 132 (not home
+  subnet; 141 would collide with the seed's "BCE missing"); a LoA or LNP held
+  by another NAI with 142 (not authorized for prefix). The rfc5213 profile
+  answers both with 155. Each MS is assumed to own its LNP (RFC 5213's per-MN
+  prefix model): the LNP is what the data plane routes.
+- A PBU with neither option is refused with 128 (158 in rfc5213).
+- Sequence numbers modulo 2^16 per peer (RFC 6275 9.5.1): a PBU from the
+  serving MPA that is not greater than the last accepted one gets 135 with
+  that value. A PBU from a new MPA is a handover and is not compared (each
+  MPA keeps its own counter); a late PBU from the MPA the MS just left is
+  compared against what that MPA last had accepted, so a reordered refresh
+  cannot pull the binding back. A retransmission (same sequence and content
+  from the serving MPA) is answered again without side effects.
+- Lifetimes are capped to ``max_lifetime``. Lifetime 0 de-registers, but only
+  from the serving MPA; from any other MPA it is accepted without change (the
+  MS has already moved; RFC 5213 5.3.5). BCEs expire at their deadline.
+- On a move, the previous MPA gets a Binding Revocation Indication (RFC 5846,
+  P flag, MN Identifier, trigger 2), retransmitted from 1 s doubling to 2 s
+  and given up after ``bri_max_retries`` retransmissions.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address, IPv6Network
+from typing import Any
+
+from pmip6.core.seqno import seq_add, seq_greater
+from pmip6.wire.mh import (
+    LIFETIME_UNIT,
+    AccessTechnologyType,
+    AssignedHomeAddress,
+    BAFlags,
+    BindingAcknowledgement,
+    BindingCacheConfirmation,
+    BindingRevocationAcknowledgement,
+    BindingRevocationIndication,
+    BindingUpdate,
+    BRFlags,
+    BUFlags,
+    HandoffIndicator,
+    HomeNetworkPrefix,
+    Message,
+    MobileNodeIdentifier,
+    Option,
+    RevocationTrigger,
+    Status,
+)
+from pmip6.wire.profile import DRAFT00, Profile
+
+MAX_LIFETIME_UNITS = 0xFFFF
+_ALL_ONES = (1 << 128) - 1
+_UNKNOWN = IPv6Address(0)  # sentinel object for the authorization cache
+
+# what a PBU asks for; part of the retransmission fingerprint
+_KIND_NONE = 0
+_KIND_BCC = 1
+_KIND_AHA = 2
+
+
+def _mask(prefix_length: int) -> int:
+    return _ALL_ONES ^ ((1 << (128 - prefix_length)) - 1)
+
+
+# --- settings -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LmapSettings:
+    address: IPv6Address
+    prefixes: tuple[IPv6Network, ...]
+    mpas: tuple[IPv6Network, ...]
+    max_lifetime: int = 3600  # seconds
+    profile: Profile = DRAFT00
+    # RFC 5846 11: InitMINDelayBRIs, MAX_BRACK_TIMEOUT, BRIMaxRetriesNumber
+    # (the RFC's default of one retry is raised: a lost BRA is common on a
+    # busy access router and the cost of a retry is one packet)
+    bri_initial_timeout: float = 1.0
+    bri_max_timeout: float = 2.0
+    bri_max_retries: int = 3
+
+
+# --- binding cache ------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class Binding:
+    """One binding cache entry. Addresses are ints to keep the entry small."""
+
+    nai: str
+    loa: int
+    prefix_length: int
+    care_of: IPv6Address  # the serving MPA (interned: shared by its bindings)
+    lifetime: int  # granted, seconds
+    expires_at: float
+    sequence: int  # last accepted from ``care_of``
+    fingerprint: int = 0  # flags, lifetime and kind of the last accepted PBU
+    prev_care_of: IPv6Address | None = None  # the MPA the MS left last
+    prev_sequence: int = 0  # what that MPA last had accepted
+
+    @property
+    def loa_address(self) -> IPv6Address:
+        return IPv6Address(self.loa)
+
+    @property
+    def lnp_int(self) -> int:
+        return self.loa & _mask(self.prefix_length)
+
+    @property
+    def lnp(self) -> IPv6Network:
+        """The Local Network Prefix: what the data plane tunnels to the MPA."""
+        return IPv6Network((self.lnp_int, self.prefix_length))
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "nai": self.nai,
+            "loa": str(self.loa_address),
+            "prefix_length": self.prefix_length,
+            "lnp": str(self.lnp),
+            "care_of": str(self.care_of),
+            "lifetime": self.lifetime,
+            "expires_in": max(0, round(self.expires_at - now)),
+            "sequence": self.sequence,
+        }
+
+
+def _lnp_key(lnp: int, prefix_length: int) -> int:
+    return (lnp << 8) | prefix_length
+
+
+# --- effects ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send ``message`` to ``dst`` from the LMAP's own address."""
+
+    message: Message
+    dst: IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    """Tunnel ``target`` to the MPA at ``care_of`` (add or move)."""
+
+    target: IPv6Network
+    care_of: IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class Unbind:
+    target: IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Save:
+    """Persist ``binding`` (its state when the effect is applied)."""
+
+    binding: Binding
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    nai: str
+
+
+class EventKind(enum.Enum):
+    REGISTERED = "registered"  # INFO
+    MOVED = "moved"  # INFO
+    DEREGISTERED = "de-registered"  # INFO
+    EXPIRED = "expired"  # INFO
+    REFUSED = "refused"  # WARNING (a peer fault)
+    REVOCATION_FAILED = "revocation unanswered"  # WARNING
+    RETRANSMIT = "revocation retransmitted"  # DEBUG
+    REVOKED = "revocation acknowledged"  # DEBUG
+    IGNORED = "ignored"  # DEBUG
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: EventKind
+    nai: str
+    loa: IPv6Address | None = None
+    peer: IPv6Address | None = None
+    detail: str = ""
+    status: int | None = None
+
+
+Effect = Send | Bind | Unbind | Save | Delete | Event
+
+
+@dataclass(slots=True, eq=False)
+class _Revocation:
+    sequence: int
+    nai: str
+    dst: IPv6Address
+    message: BindingRevocationIndication
+    due: float
+    timeout: float
+    tries: int = 0
+
+
+@dataclass
+class Counters:
+    pbu: int = 0
+    accepted: int = 0
+    refused: int = 0
+    retransmissions_answered: int = 0
+    registered: int = 0
+    moved: int = 0
+    deregistered: int = 0
+    expired: int = 0
+    bri_sent: int = 0
+    bri_acknowledged: int = 0
+    bri_unanswered: int = 0
+    ignored: int = 0
+    refused_by_status: dict[int, int] = field(default_factory=dict)
+
+
+# --- the engine ---------------------------------------------------------------
+
+
+class LmapEngine:
+    def __init__(self, settings: LmapSettings, bri_sequence: int = 0) -> None:
+        self.settings = settings
+        self.profile = settings.profile
+        rfc = self.profile.aha_option_type is None
+        self._status_unauthorized_mpa = (
+            Status.MAG_NOT_AUTHORIZED_FOR_PROXY_REG
+            if rfc
+            else Status.ADMINISTRATIVELY_PROHIBITED
+        )
+        self._status_outside = (
+            Status.NOT_AUTHORIZED_FOR_HOME_NETWORK_PREFIX
+            if rfc
+            else Status.NOT_HOME_SUBNET
+        )
+        self._status_taken = (
+            Status.NOT_AUTHORIZED_FOR_HOME_NETWORK_PREFIX
+            if rfc
+            else Status.NOT_AUTHORIZED_FOR_PREFIX
+        )
+        self._status_no_option = (
+            Status.MISSING_HOME_NETWORK_PREFIX_OPTION
+            if rfc
+            else Status.REASON_UNSPECIFIED
+        )
+        self._max_units = max(
+            1, min(MAX_LIFETIME_UNITS, settings.max_lifetime // LIFETIME_UNIT)
+        )
+        self._prefixes = [
+            (int(p.network_address), _mask(p.prefixlen), p.prefixlen)
+            for p in settings.prefixes
+        ]
+        self._mpas = settings.mpas
+        # source address -> interned address, or None when not authorized
+        self._authorized: dict[IPv6Address, IPv6Address | None] = {}
+        self._peers: dict[IPv6Address, IPv6Address] = {}
+
+        self.by_nai: dict[str, Binding] = {}
+        self.by_loa: dict[int, Binding] = {}
+        self._by_lnp: dict[int, Binding] = {}
+        self._expiry: list[tuple[float, str]] = []
+        self._pending: dict[int, _Revocation] = {}
+        self._retry: list[tuple[float, int]] = []
+        self._bri_sequence = bri_sequence & 0xFFFF
+        self.counters = Counters()
+
+    # --- inputs ----------------------------------------------------------------
+
+    def receive(
+        self, message: Message, src: IPv6Address, dst: IPv6Address, now: float
+    ) -> list[Effect]:
+        """Process one decoded message from ``src`` (to ``dst``) at ``now``."""
+        if type(message) is BindingUpdate:
+            return self._binding_update(message, src, now)
+        if type(message) is BindingRevocationAcknowledgement:
+            return self._revocation_ack(message, src)
+        self.counters.ignored += 1
+        return [
+            Event(
+                EventKind.IGNORED,
+                "",
+                peer=src,
+                detail=f"unexpected {type(message).__name__}",
+            )
+        ]
+
+    def handle_timeout(self, now: float) -> list[Effect]:
+        """Expire bindings and retransmit revocations that are due at ``now``."""
+        effects: list[Effect] = []
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= now:
+            when, nai = heapq.heappop(expiry)
+            b = self.by_nai.get(nai)
+            if b is None or b.expires_at != when:
+                continue  # refreshed or removed since
+            self._remove(b)
+            self.counters.expired += 1
+            effects.append(Unbind(b.lnp))
+            effects.append(Delete(nai))
+            effects.append(Event(EventKind.EXPIRED, nai, b.loa_address, b.care_of))
+
+        retry = self._retry
+        while retry and retry[0][0] <= now:
+            when, seq = heapq.heappop(retry)
+            r = self._pending.get(seq)
+            if r is None or r.due != when:
+                continue
+            if r.tries >= self.settings.bri_max_retries:
+                # RFC 5846 6.3: give up; the BCE has already moved on
+                del self._pending[seq]
+                self.counters.bri_unanswered += 1
+                effects.append(
+                    Event(
+                        EventKind.REVOCATION_FAILED,
+                        r.nai,
+                        peer=r.dst,
+                        detail=f"no acknowledgement after {r.tries + 1} attempts",
+                    )
+                )
+                continue
+            r.tries += 1
+            r.timeout = min(r.timeout * 2, self.settings.bri_max_timeout)
+            r.due = now + r.timeout
+            heapq.heappush(retry, (r.due, seq))
+            effects.append(Send(r.message, r.dst))
+            effects.append(
+                Event(
+                    EventKind.RETRANSMIT,
+                    r.nai,
+                    peer=r.dst,
+                    detail=f"sequence {seq} attempt {r.tries + 1}",
+                )
+            )
+        return effects
+
+    def next_deadline(self) -> float | None:
+        """When ``handle_timeout`` next has work, or None."""
+        expiry = self._expiry
+        while expiry:
+            when, nai = expiry[0]
+            b = self.by_nai.get(nai)
+            if b is not None and b.expires_at == when:
+                break
+            heapq.heappop(expiry)
+        retry = self._retry
+        while retry:
+            when, seq = retry[0]
+            r = self._pending.get(seq)
+            if r is not None and r.due == when:
+                break
+            heapq.heappop(retry)
+        candidates = [h[0][0] for h in (expiry, retry) if h]
+        return min(candidates) if candidates else None
+
+    # --- state in and out ------------------------------------------------------
+
+    def restore(self, bindings: Iterable[Binding], now: float) -> int:
+        """Load bindings from the store, dropping expired ones; return the count."""
+        count = 0
+        for b in bindings:
+            if b.expires_at <= now or b.nai in self.by_nai:
+                continue
+            b.care_of = self._intern(b.care_of)
+            if b.prev_care_of is not None:
+                b.prev_care_of = self._intern(b.prev_care_of)
+            self._index(b)
+            heapq.heappush(self._expiry, (b.expires_at, b.nai))
+            count += 1
+        return count
+
+    def forwarding(self) -> dict[IPv6Network, IPv6Address]:
+        """The data plane state the cache implies (for ``lmap_reconcile``)."""
+        return {b.lnp: b.care_of for b in self.by_nai.values()}
+
+    def bindings(self, now: float) -> list[dict[str, Any]]:
+        return [b.as_dict(now) for b in self.by_nai.values()]
+
+    @property
+    def pending_revocations(self) -> int:
+        return len(self._pending)
+
+    @property
+    def bri_sequence(self) -> int:
+        return self._bri_sequence
+
+    # --- PBU processing --------------------------------------------------------
+
+    def _binding_update(
+        self, msg: BindingUpdate, src: IPv6Address, now: float
+    ) -> list[Effect]:
+        self.counters.pbu += 1
+        proxy = bool(msg.flags & BUFlags.P)
+
+        # one pass over the options
+        mnid: MobileNodeIdentifier | None = None
+        aha: AssignedHomeAddress | HomeNetworkPrefix | None = None
+        bcc = False
+        echo: list[Option] = []
+        for option in msg.options:
+            t = type(option)
+            if t is MobileNodeIdentifier:
+                if mnid is None:
+                    mnid = option  # type: ignore[assignment]
+            elif t is AssignedHomeAddress or t is HomeNetworkPrefix:
+                if aha is None:
+                    aha = option  # type: ignore[assignment]
+            elif t is BindingCacheConfirmation:
+                bcc = True
+            elif t is HandoffIndicator or t is AccessTechnologyType:
+                echo.append(option)  # RFC 5213 5.3.6: copied into the PBA
+
+        # only configured MPAs may register (RFC 5213 5.3.1 step 3)
+        care_of = self._authorized.get(src, _UNKNOWN)
+        if care_of is _UNKNOWN:
+            care_of = self._authorize(src)
+        if care_of is None:
+            return self._refuse(
+                msg, src, mnid, self._status_unauthorized_mpa, "MPA not configured"
+            )
+        if not proxy:
+            return self._refuse(
+                msg,
+                src,
+                mnid,
+                self.profile.status_proxy_reg_not_supported,
+                "P flag not set",
+            )
+        if mnid is None or mnid.subtype != 1 or not mnid.identifier:
+            return self._refuse(
+                msg,
+                src,
+                mnid,
+                Status.MISSING_MN_IDENTIFIER_OPTION,
+                "no MN Identifier (NAI)",
+            )
+        nai = mnid.nai
+
+        if aha is not None:
+            kind = _KIND_AHA
+            loa = int(
+                aha.home_address
+                if type(aha) is AssignedHomeAddress
+                else aha.home_network_prefix  # type: ignore[union-attr]
+            )
+            plen = aha.prefix_length
+            # RFC 5213 8.3: an all-zero HNP asks the LMA for the MS's prefix,
+            # which is what the seed's BCC asks
+            if loa == 0 and plen == 0 and self.profile.aha_option_type is None:
+                kind = _KIND_BCC
+        elif bcc:
+            kind = _KIND_BCC
+            loa = plen = 0
+        else:
+            kind = _KIND_NONE
+            loa = plen = 0
+        fingerprint = (int(msg.flags) << 18) | (msg.lifetime << 2) | kind
+
+        # sequence numbers and retransmissions (RFC 6275 9.5.1)
+        b = self.by_nai.get(nai)
+        if b is not None:
+            if b.care_of is care_of:
+                if (
+                    msg.sequence == b.sequence
+                    and fingerprint == b.fingerprint
+                    and (kind != _KIND_AHA or (loa, plen) == (b.loa, b.prefix_length))
+                ):
+                    self.counters.retransmissions_answered += 1
+                    return [Send(self._accept_reply(msg, b, mnid, echo), care_of)]
+                if not seq_greater(msg.sequence, b.sequence):
+                    return self._refuse(
+                        msg,
+                        src,
+                        mnid,
+                        Status.SEQUENCE_NUMBER_OUT_OF_WINDOW,
+                        f"sequence {msg.sequence} not after {b.sequence}",
+                        sequence=b.sequence,
+                    )
+            elif b.prev_care_of is care_of and not seq_greater(
+                msg.sequence, b.prev_sequence
+            ):
+                return self._refuse(
+                    msg,
+                    src,
+                    mnid,
+                    Status.SEQUENCE_NUMBER_OUT_OF_WINDOW,
+                    f"stale sequence {msg.sequence} from the previous MPA",
+                    sequence=b.prev_sequence,
+                )
+
+        # de-registration
+        if msg.lifetime == 0:
+            reply = Send(
+                BindingAcknowledgement(
+                    Status.ACCEPTED,
+                    BAFlags.P,
+                    msg.sequence,
+                    0,
+                    self._reply_options(mnid, None, echo),
+                ),
+                care_of,
+            )
+            self.counters.accepted += 1
+            if b is None or b.care_of is not care_of:
+                # the MS is not (or no longer) served by this MPA: RFC 5213
+                # 5.3.5 keeps the binding of the new MPA
+                return [reply]
+            self._remove(b)
+            self.counters.deregistered += 1
+            return [
+                Unbind(b.lnp),
+                Delete(nai),
+                Event(EventKind.DEREGISTERED, nai, b.loa_address, care_of),
+                reply,
+            ]
+
+        if kind == _KIND_NONE:
+            return self._refuse(
+                msg,
+                src,
+                mnid,
+                self._status_no_option,
+                "neither Assigned Home Address nor Binding Cache Confirmation",
+            )
+
+        # Binding Cache Confirmation (seed 9.1)
+        if kind == _KIND_BCC:
+            if b is None:
+                status = self.profile.status_bce_missing
+                return self._refuse(
+                    msg,
+                    src,
+                    mnid,
+                    Status.INSUFFICIENT_RESOURCES if status is None else status,
+                    "no binding cache entry",
+                )
+            return self._accept(msg, b, care_of, mnid, echo, fingerprint, now)
+
+        # Assigned Home Address (seed 6.3): create or update
+        if not 0 <= plen <= 128 or not self._inside(loa, plen):
+            return self._refuse(
+                msg,
+                src,
+                mnid,
+                self._status_outside,
+                f"{IPv6Address(loa)}/{plen} outside the anchored prefixes",
+                nai=nai,
+            )
+        lnp_key = _lnp_key(loa & _mask(plen), plen)
+        owner = self._by_lnp.get(lnp_key) or self.by_loa.get(loa)
+        if owner is not None and owner.nai != nai:
+            return self._refuse(
+                msg,
+                src,
+                mnid,
+                self._status_taken,
+                f"{IPv6Address(loa)}/{plen} is bound to {owner.nai}",
+                nai=nai,
+            )
+        effects: list[Effect] = []
+        if b is None:
+            b = Binding(nai, loa, plen, care_of, 0, 0.0, msg.sequence)
+            self._index(b)
+            self.counters.registered += 1
+            self._cancel_revocations(nai, care_of)
+            effects.append(Bind(b.lnp, care_of))
+            effects.append(Event(EventKind.REGISTERED, nai, b.loa_address, care_of))
+        elif (loa, plen) != (b.loa, b.prefix_length):
+            # the MS got another LoA: re-key and move the route
+            effects.append(Unbind(b.lnp))
+            self._unindex_addresses(b)
+            b.loa = loa
+            b.prefix_length = plen
+            self._index(b)
+            if b.care_of is care_of:
+                effects.append(Bind(b.lnp, care_of))
+        return self._accept(msg, b, care_of, mnid, echo, fingerprint, now, effects)
+
+    def _accept(
+        self,
+        msg: BindingUpdate,
+        b: Binding,
+        care_of: IPv6Address,
+        mnid: MobileNodeIdentifier,
+        echo: list[Option],
+        fingerprint: int,
+        now: float,
+        effects: list[Effect] | None = None,
+    ) -> list[Effect]:
+        if effects is None:
+            effects = []
+        previous = b.care_of
+        if previous is not care_of:
+            # handover (seed 6.4): move the route, revoke the previous MPA
+            b.prev_care_of = previous
+            b.prev_sequence = b.sequence
+            b.care_of = care_of
+            self.counters.moved += 1
+            self._cancel_revocations(b.nai, care_of)
+            effects.append(Bind(b.lnp, care_of))
+            effects.append(
+                Event(
+                    EventKind.MOVED,
+                    b.nai,
+                    b.loa_address,
+                    care_of,
+                    detail=f"from {previous}",
+                )
+            )
+            effects.append(self._revoke(b.nai, previous, now))
+
+        granted = min(msg.lifetime, self._max_units)
+        b.sequence = msg.sequence
+        b.fingerprint = fingerprint
+        b.lifetime = granted * LIFETIME_UNIT
+        b.expires_at = now + b.lifetime
+        heapq.heappush(self._expiry, (b.expires_at, b.nai))
+        if len(self._expiry) > 3 * len(self.by_nai) + 1024:
+            self._compact_expiry()
+
+        self.counters.accepted += 1
+        effects.append(Save(b))
+        effects.append(Send(self._accept_reply(msg, b, mnid, echo), care_of))
+        return effects
+
+    def _accept_reply(
+        self,
+        msg: BindingUpdate,
+        b: Binding,
+        mnid: MobileNodeIdentifier,
+        echo: list[Option],
+    ) -> BindingAcknowledgement:
+        return BindingAcknowledgement(
+            Status.ACCEPTED,
+            BAFlags.P,
+            msg.sequence,
+            b.lifetime // LIFETIME_UNIT,
+            self._reply_options(mnid, b, echo),
+        )
+
+    def _reply_options(
+        self,
+        mnid: MobileNodeIdentifier | None,
+        b: Binding | None,
+        echo: list[Option],
+    ) -> tuple[Option, ...]:
+        # the seed returns the LoA in the AHA option (9.1); RFC 5213 5.3.6 the
+        # HNP, the MN Identifier and the copied HI/ATT options
+        options: list[Option] = []
+        if mnid is not None:
+            options.append(mnid)
+        if b is not None:
+            if self.profile.aha_option_type is not None:
+                options.append(AssignedHomeAddress(b.prefix_length, b.loa_address))
+            else:
+                options.append(
+                    HomeNetworkPrefix(b.prefix_length, IPv6Address(b.lnp_int))
+                )
+        if echo and self.profile.aha_option_type is None:
+            options.extend(echo)
+        return tuple(options)
+
+    def _refuse(
+        self,
+        msg: BindingUpdate,
+        src: IPv6Address,
+        mnid: MobileNodeIdentifier | None,
+        status: int,
+        reason: str,
+        sequence: int | None = None,
+        nai: str | None = None,
+    ) -> list[Effect]:
+        self.counters.refused += 1
+        by_status = self.counters.refused_by_status
+        by_status[status] = by_status.get(status, 0) + 1
+        flags = BAFlags.P if msg.flags & BUFlags.P else BAFlags(0)
+        reply = BindingAcknowledgement(
+            status,
+            flags,
+            msg.sequence if sequence is None else sequence,
+            0,
+            (mnid,) if mnid is not None else (),
+        )
+        if nai is None:
+            nai = mnid.nai if mnid is not None else ""
+        return [
+            Send(reply, src),
+            Event(EventKind.REFUSED, nai, peer=src, detail=reason, status=status),
+        ]
+
+    # --- revocation (RFC 5846) ---------------------------------------------------
+
+    def _revoke(self, nai: str, dst: IPv6Address, now: float) -> Send:
+        seq = self._bri_sequence
+        while seq in self._pending:
+            seq = seq_add(seq)
+        self._bri_sequence = seq_add(seq)
+        message = BindingRevocationIndication(
+            sequence=seq,
+            revocation_trigger=RevocationTrigger.INTER_MAG_HANDOVER_SAME_ATT,
+            flags=BRFlags.P,
+            options=(MobileNodeIdentifier.from_nai(nai),),
+        )
+        timeout = self.settings.bri_initial_timeout
+        r = _Revocation(seq, nai, dst, message, now + timeout, timeout)
+        self._pending[seq] = r
+        heapq.heappush(self._retry, (r.due, seq))
+        self.counters.bri_sent += 1
+        return Send(message, dst)
+
+    def _revocation_ack(
+        self, msg: BindingRevocationAcknowledgement, src: IPv6Address
+    ) -> list[Effect]:
+        r = self._pending.get(msg.sequence)
+        if r is None or r.dst != src:
+            # duplicate, late (after giving up) or not ours
+            self.counters.ignored += 1
+            return [
+                Event(
+                    EventKind.IGNORED,
+                    "",
+                    peer=src,
+                    detail=f"BRA sequence {msg.sequence} matches no revocation",
+                )
+            ]
+        del self._pending[msg.sequence]
+        self.counters.bri_acknowledged += 1
+        return [
+            Event(
+                EventKind.REVOKED,
+                r.nai,
+                peer=src,
+                detail=f"sequence {msg.sequence}",
+                status=msg.status,
+            )
+        ]
+
+    def _cancel_revocations(self, nai: str, dst: IPv6Address) -> None:
+        # the MS came back to an MPA we are still revoking: a late BRI would
+        # tear down the fresh visitor entry there
+        if not self._pending:
+            return
+        stale = [s for s, r in self._pending.items() if r.nai == nai and r.dst == dst]
+        for seq in stale:
+            del self._pending[seq]
+
+    # --- helpers -----------------------------------------------------------------
+
+    def _authorize(self, src: IPv6Address) -> IPv6Address | None:
+        allowed = any(src in net for net in self._mpas)
+        if len(self._authorized) > 65536:
+            self._authorized.clear()  # bounded against spoofed sources
+        interned = self._intern(src) if allowed else None
+        self._authorized[src] = interned
+        return interned
+
+    def _intern(self, address: IPv6Address) -> IPv6Address:
+        # one object per MPA: bindings share it and compare with ``is``
+        return self._peers.setdefault(address, address)
+
+    def _inside(self, loa: int, plen: int) -> bool:
+        return any(
+            loa & mask == net and plen >= length for net, mask, length in self._prefixes
+        )
+
+    def _index(self, b: Binding) -> None:
+        self.by_nai[b.nai] = b
+        self.by_loa[b.loa] = b
+        self._by_lnp[_lnp_key(b.lnp_int, b.prefix_length)] = b
+
+    def _unindex_addresses(self, b: Binding) -> None:
+        if self.by_loa.get(b.loa) is b:
+            del self.by_loa[b.loa]
+        key = _lnp_key(b.lnp_int, b.prefix_length)
+        if self._by_lnp.get(key) is b:
+            del self._by_lnp[key]
+
+    def _remove(self, b: Binding) -> None:
+        self.by_nai.pop(b.nai, None)
+        self._unindex_addresses(b)
+
+    def _compact_expiry(self) -> None:
+        self._expiry = [(b.expires_at, b.nai) for b in self.by_nai.values()]
+        heapq.heapify(self._expiry)
