@@ -34,9 +34,14 @@ from pmip6.wire.dhcp6 import (
     encode_message,
 )
 from pmip6.wire.errors import Malformed
+from pmip6.wire.nd import (
+    ETH_P_IPV6,
+    NH_UDP,
+    mac_from_bytes,
+    mac_to_bytes,
+    upper_layer_checksum,
+)
 
-ETH_P_IPV6 = 0x86DD
-IPPROTO_UDP = 17
 RELAY_HOP_LIMIT = 255  # one link to the client; any value reaches it
 
 # replies that grant the addresses they carry: Reply to Request, Renew, Rebind
@@ -54,23 +59,16 @@ class RelayedReply(NamedTuple):
     msg_type: int  # of the inner message
 
 
-def _mac_octets(mac: str) -> bytes:
-    parts = mac.split(":")
-    if len(parts) != 6:
-        raise ValueError(f"not a MAC address: {mac!r}")
-    return bytes(int(part, 16) for part in parts)
-
-
 def interface_id_for_mac(mac: str) -> bytes:
     """The Interface-Id that names a station: its MAC address, six octets."""
-    return _mac_octets(mac)
+    return mac_to_bytes(mac)
 
 
 def mac_from_interface_id(interface_id: bytes) -> str | None:
     """The station's MAC from an Interface-Id we made, None for any other."""
     if len(interface_id) != 6:
         return None
-    return ":".join(f"{octet:02x}" for octet in interface_id)
+    return mac_from_bytes(interface_id)
 
 
 def link_address_for(lnp: IPv6Network) -> IPv6Address:
@@ -187,25 +185,13 @@ def relay_reply(payload: bytes) -> RelayedReply:
 # --- the frame to the client ---------------------------------------------------
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    total: int = sum(
-        int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)
-    )
-    while total > 0xFFFF:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def udp6_datagram(
     src: IPv6Address, dst: IPv6Address, sport: int, dport: int, payload: bytes
 ) -> bytes:
     """A UDP header and payload with the checksum over the IPv6 pseudo-header."""
     length = 8 + len(payload)
-    header = struct.pack("!HHHH", sport, dport, length, 0)
-    pseudo = src.packed + dst.packed + struct.pack("!I3xB", length, IPPROTO_UDP)
-    checksum = _checksum(pseudo + header + payload)
+    udp = struct.pack("!HHHH", sport, dport, length, 0) + payload
+    checksum = upper_layer_checksum(src, dst, NH_UDP, udp)
     # a computed 0 is sent as all ones: 0 means "no checksum", which IPv6
     # forbids for UDP (RFC 8200 8.1)
     return struct.pack("!HHHH", sport, dport, length, checksum or 0xFFFF) + payload
@@ -226,11 +212,11 @@ def client_frame(
     """
     udp = udp6_datagram(src_address, dst_address, SERVER_PORT, CLIENT_PORT, message)
     ipv6 = (
-        struct.pack("!IHBB", 6 << 28, len(udp), IPPROTO_UDP, RELAY_HOP_LIMIT)
+        struct.pack("!IHBB", 6 << 28, len(udp), NH_UDP, RELAY_HOP_LIMIT)
         + src_address.packed
         + dst_address.packed
     )
     ethernet = (
-        _mac_octets(dst_mac) + _mac_octets(src_mac) + struct.pack("!H", ETH_P_IPV6)
+        mac_to_bytes(dst_mac) + mac_to_bytes(src_mac) + struct.pack("!H", ETH_P_IPV6)
     )
     return ethernet + ipv6 + udp
