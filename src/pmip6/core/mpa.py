@@ -1,0 +1,855 @@
+"""The Mobility Proxy Agent engine: the visitor list and its registrations.
+
+No sockets and no clock. The daemon feeds what it sees on the access link
+(a station appears or goes, a Router Solicitation, a DAD Neighbor Solicitation,
+any other frame with its source address), what AAA answered, the Mobility
+Header messages from LMAPs, and timer ticks, each with ``now``. Every input
+returns a list of effects for the daemon to carry out, in order; after each
+input ``next_deadline()`` says when to call ``tick`` next.
+
+Seed sections: 6.1 (network access authentication, then a PBU with the AHA
+option when the LoA is known or the Binding Cache Confirmation option when it
+is not), 6.2 (unicast RAs with the LNP and L=0 from the virtual LMAP address),
+6.3 (the LoA from the MS's DAD, or from its packets when AAA allows a manually
+configured address), 6.4 (Binding Revocation), 7.1 (the visitor list), 7.3
+(the tunnel once the PBA succeeds).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address, IPv6Network
+from typing import Any
+
+from pmip6.aaa.base import AddressMode, MsProfile
+from pmip6.core.seqno import seq_add
+from pmip6.wire.mh import (
+    LIFETIME_UNIT,
+    AccessTechnologyType,
+    AssignedHomeAddress,
+    BindingAcknowledgement,
+    BindingCacheConfirmation,
+    BindingRevocationAcknowledgement,
+    BindingRevocationIndication,
+    BindingUpdate,
+    BUFlags,
+    HandoffIndicator,
+    HomeNetworkPrefix,
+    Message,
+    MobileNodeIdentifier,
+    Option,
+    RevocationStatus,
+    Status,
+    find_option,
+)
+from pmip6.wire.profile import DRAFT00, Profile
+
+ALL_NODES = IPv6Address("ff02::1")
+MAX_LIFETIME_UNITS = 0xFFFF
+# RFC 6275 11.8 / WIRE.md: INITIAL_BINDACK_TIMEOUT doubles up to 32 s
+MAX_BINDACK_TIMEOUT = 32.0
+# RFC 5213 8.4 and 8.5: handoff "unknown", access technology IEEE 802.3
+HANDOFF_UNKNOWN = 4
+ATT_IEEE_802_3 = 3
+LINK_LOCAL = IPv6Network("fe80::/10")
+
+
+class State(enum.Enum):
+    """Where a visitor is in its attachment (seed 6.1, 6.3, 6.4)."""
+
+    AUTHENTICATING = "authenticating"  # waiting for AAA
+    REFUSED = "refused"  # AAA refused it: no RA, no forwarding
+    REGISTERING = "registering"  # PBU outstanding, nothing forwarded yet
+    AWAITING_LOA = "awaiting-loa"  # LMAP had no BCE (141): RA sent, wait for DAD
+    REGISTERED = "registered"  # PBA accepted, tunnel up (refreshes happen here)
+    FAILED = "failed"  # LMAP refused or never answered; retried later
+    DEREGISTERING = "deregistering"  # lifetime-0 PBU outstanding, tunnel down
+
+
+# every allowed transition, listed once; _move() refuses any other
+TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
+    {
+        (State.AUTHENTICATING, State.REFUSED),
+        (State.AUTHENTICATING, State.REGISTERING),
+        (State.REGISTERING, State.REGISTERED),
+        (State.REGISTERING, State.AWAITING_LOA),
+        (State.REGISTERING, State.FAILED),
+        (State.REGISTERING, State.DEREGISTERING),
+        (State.AWAITING_LOA, State.REGISTERING),
+        (State.REGISTERED, State.FAILED),
+        (State.REGISTERED, State.DEREGISTERING),
+        (State.REGISTERED, State.AWAITING_LOA),  # refresh answered 141
+        (State.FAILED, State.REGISTERING),
+    }
+)
+
+
+# --- effects ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AskAaa:
+    """Start network access authentication for ``mac`` (seed 6.1 steps 2-4)."""
+
+    mac: str
+    nai: str | None = None
+
+
+@dataclass(frozen=True)
+class SendMh:
+    """Send a Mobility Header message to ``dst`` from the MPA's own address."""
+
+    dst: IPv6Address
+    message: Message
+
+
+@dataclass(frozen=True)
+class SendRa:
+    """A Router Advertisement unicast to one MS (seed 6.2, 8.2).
+
+    Sent from the virtual LMAP link-local address and MAC, to ``mac``; ``dst``
+    is the MS's link-local address when known, all-nodes otherwise.
+    """
+
+    access: str
+    mac: str
+    dst: IPv6Address
+    prefix: IPv6Network
+    autonomous: bool
+    managed: bool
+    other: bool
+    router_lifetime: int
+    mtu: int | None = None
+
+
+@dataclass(frozen=True)
+class SendNa:
+    """Defend ``target`` (another visitor's LoA) against a DAD probe from ``mac``."""
+
+    access: str
+    mac: str
+    dst: IPv6Address
+    target: IPv6Address
+
+
+@dataclass(frozen=True)
+class SendNs:
+    """A unicast reachability probe of ``target`` at ``mac``."""
+
+    access: str
+    mac: str
+    target: IPv6Address
+
+
+@dataclass(frozen=True)
+class Attach:
+    """Forward ``target`` on ``access`` and tunnel it to ``lmap`` (seed 7.3)."""
+
+    target: IPv6Network
+    access: str
+    lmap: IPv6Address
+
+
+@dataclass(frozen=True)
+class Detach:
+    target: IPv6Network
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    level: int
+    message: str
+
+
+Effect = AskAaa | SendMh | SendRa | SendNa | SendNs | Attach | Detach | LogEvent
+
+
+# --- settings and visitor -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MpaSettings:
+    address: IPv6Address  # own transport address: the tunnel source (seed 7.1)
+    lifetime: int = 300  # seconds asked for in PBUs
+    pbu_initial_timeout: float = 1.0
+    pbu_max_timeout: float = MAX_BINDACK_TIMEOUT
+    refresh_ratio: float = 0.8  # refresh at this share of the granted lifetime
+    absent_timeout: float = 10.0  # unanswered probes for this long: the MS left
+    router_lifetime: int = 1800
+    ra_mtu: int | None = None
+    retry_after: float = 30.0  # wait after a refusal by the LMAP or a give-up
+    aaa_retry: float = 2.0  # wait after AAA could not answer
+    profile: Profile = DRAFT00
+
+
+@dataclass
+class _Transaction:
+    """One outstanding PBU and its retransmissions (RFC 6275 11.8)."""
+
+    lifetime: int  # seconds asked; 0 de-registers
+    sequences: list[int]
+    timeout: float
+    deadline: float
+    sent_135_retry: bool = False
+
+
+@dataclass
+class Visitor:
+    """One visitor list entry (seed 7.1)."""
+
+    mac: str
+    access: str
+    state: State
+    since: float
+    nai: str | None = None
+    profile: MsProfile | None = None
+    loa: IPv6Address | None = None
+    link_local: IPv6Address | None = None
+    lifetime: int = 0  # granted by the LMAP, seconds
+    expires: float | None = None
+    refresh_at: float | None = None
+    retry_at: float | None = None
+    attached: IPv6Network | None = None
+    pending: _Transaction | None = None
+    rs_pending: bool = False
+    candidates: list[IPv6Address] = field(default_factory=list)
+    static_candidates: list[IPv6Address] = field(default_factory=list)
+    last_heard: float = 0.0
+    next_probe: float | None = None
+    warned: set[str] = field(default_factory=set)
+
+    @property
+    def lmap(self) -> IPv6Address | None:
+        return self.profile.lmap_address if self.profile else None
+
+    @property
+    def lnp(self) -> IPv6Network | None:
+        return self.profile.lnp if self.profile else None
+
+    def label(self) -> str:
+        return f"{self.nai or '?'} {self.mac}"
+
+
+class MpaEngine:
+    """The visitor list of one MPA and the rules that drive it."""
+
+    def __init__(self, settings: MpaSettings, initial_sequence: int = 0) -> None:
+        self.settings = settings
+        self._visitors: dict[str, Visitor] = {}
+        self._sequence = initial_sequence % 0x10000
+        self.counters: dict[str, int] = {
+            "pbu_sent": 0,
+            "pbu_retransmitted": 0,
+            "pba_received": 0,
+            "pba_ignored": 0,
+            "ra_sent": 0,
+            "bri_received": 0,
+            "give_ups": 0,
+        }
+
+    # --- queries -----------------------------------------------------------
+
+    def visitor(self, mac: str) -> Visitor | None:
+        return self._visitors.get(mac.lower())
+
+    def __iter__(self) -> Iterator[Visitor]:
+        return iter(list(self._visitors.values()))
+
+    def __len__(self) -> int:
+        return len(self._visitors)
+
+    def visitors(self, now: float) -> list[dict[str, Any]]:
+        """The visitor list as the ``visitors`` control command shows it."""
+        rows = []
+        for v in self._visitors.values():
+            rows.append(
+                {
+                    "nai": v.nai,
+                    "mac": v.mac,
+                    "loa": str(v.loa) if v.loa else None,
+                    "lnp": str(v.lnp) if v.lnp else None,
+                    "lmap": str(v.lmap) if v.lmap else None,
+                    "state": v.state.value,
+                    "lifetime": v.lifetime,
+                    "expires_in": (
+                        round(v.expires - now, 1) if v.expires is not None else None
+                    ),
+                    "access": v.access,
+                    "tunnel": (
+                        f"{self.settings.address} <-> {v.lmap}" if v.attached else None
+                    ),
+                    "dhcp_server": (
+                        str(v.profile.dhcp_server)
+                        if v.profile and v.profile.dhcp_server
+                        else None
+                    ),
+                }
+            )
+        return rows
+
+    def next_deadline(self) -> float | None:
+        """The earliest time ``tick`` has something to do, or None."""
+        times: list[float] = []
+        for v in self._visitors.values():
+            if v.pending is not None:
+                times.append(v.pending.deadline)
+            for t in (v.refresh_at, v.retry_at, v.next_probe, v.expires):
+                if t is not None:
+                    times.append(t)
+            if v.next_probe is not None:
+                times.append(v.last_heard + self.settings.absent_timeout)
+        return min(times) if times else None
+
+    # --- inputs from the access link ------------------------------------------
+
+    def station_seen(self, mac: str, access: str, now: float) -> list[Effect]:
+        """The bridge learnt ``mac`` (or 802.1X let it in): authenticate it."""
+        effects: list[Effect] = []
+        self._heard(mac, access, now, effects)
+        return effects
+
+    def station_gone(self, mac: str, now: float) -> list[Effect]:
+        """The station left the access link (FDB entry or port gone)."""
+        effects: list[Effect] = []
+        v = self._visitors.get(mac.lower())
+        if v is not None:
+            self._leave(v, now, "left the access link", effects)
+        return effects
+
+    def router_solicitation(
+        self, mac: str, access: str, src: IPv6Address, now: float
+    ) -> list[Effect]:
+        """An RS from ``mac``: answer once the MS is registered (seed 6.2, 8.2)."""
+        effects: list[Effect] = []
+        v = self._heard(mac, access, now, effects, src)
+        if v is None:
+            return effects
+        if v.state in (State.REGISTERED, State.AWAITING_LOA):
+            self._send_ra(v, effects)
+        elif v.state in (State.AUTHENTICATING, State.REGISTERING):
+            v.rs_pending = True
+        return effects
+
+    def dad_ns(
+        self, mac: str, access: str, target: IPv6Address, now: float
+    ) -> list[Effect]:
+        """A DAD NS (source ::) for ``target``: maybe the MS's LoA (seed 6.3, fig 8)."""
+        effects: list[Effect] = []
+        v = self._heard(mac, access, now, effects)
+        if v is None or target in LINK_LOCAL:
+            return effects
+
+        # another visitor's LoA: defend it, the MS must not take it (seed 6.2)
+        owner = self._owner_of(target)
+        if owner is not None and owner is not v:
+            effects.append(SendNa(v.access, v.mac, ALL_NODES, target))
+            self._warn_once(
+                effects, v, "dup", f"defended {target} (LoA of {owner.label()})"
+            )
+            return effects
+        self._learn_loa(v, target, now, effects)
+        return effects
+
+    def address_assigned(
+        self, mac: str, access: str, loa: IPv6Address, now: float
+    ) -> list[Effect]:
+        """The LoA learnt otherwise (a DHCPv6 Relay-Reply, seed 6.3 fig 9)."""
+        effects: list[Effect] = []
+        v = self._heard(mac, access, now, effects)
+        if v is not None:
+            self._learn_loa(v, loa, now, effects)
+        return effects
+
+    def packet_from(
+        self, mac: str, access: str, src: IPv6Address, now: float
+    ) -> list[Effect]:
+        """Any other frame from ``mac`` (MLD report, NA, DHCPv6, ...).
+
+        It starts authentication of an unknown station: a roaming Linux host
+        sends only MLD reports. Its source address names the LoA only when the
+        profile allows a manually configured address (seed 6.3).
+        """
+        effects: list[Effect] = []
+        v = self._heard(mac, access, now, effects, src)
+        if v is None or src.is_unspecified or src in LINK_LOCAL or src.is_multicast:
+            return effects
+        if v.profile is None:
+            if v.state is State.AUTHENTICATING and src not in v.static_candidates:
+                v.static_candidates.append(src)
+            return effects
+        if v.profile.address_mode is AddressMode.STATIC and src in v.profile.lnp:
+            owner = self._owner_of(src)
+            if owner is None or owner is v:
+                self._learn_loa(v, src, now, effects)
+        return effects
+
+    # --- inputs from AAA and the LMAP ------------------------------------------
+
+    def aaa_result(
+        self, mac: str, profile: MsProfile | None, now: float
+    ) -> list[Effect]:
+        """AAA answered: a profile, or None for a refused station."""
+        effects: list[Effect] = []
+        v = self._visitors.get(mac.lower())
+        if v is None or v.state is not State.AUTHENTICATING:
+            return effects
+        v.retry_at = None
+        if profile is None:
+            self._move(v, State.REFUSED, now)
+            self._warn_once(
+                effects, v, "refused", "AAA refused the station: no service"
+            )
+            return effects
+
+        v.profile = profile
+        v.nai = profile.nai
+        # the LoA: fixed by AAA, else learnt from DAD (or packets, when allowed)
+        if profile.loa is not None:
+            v.loa = profile.loa
+        else:
+            allowed = list(v.candidates)
+            if profile.address_mode is AddressMode.STATIC:
+                allowed += v.static_candidates
+            for addr in allowed:
+                owner = self._owner_of(addr)
+                if addr in profile.lnp and (owner is None or owner is v):
+                    v.loa = addr
+                    break
+        v.candidates.clear()
+        v.static_candidates.clear()
+        self._log(effects, logging.DEBUG, f"{v.label()}: authenticated, LMAP {v.lmap}")
+        self._register(v, now, effects)
+        return effects
+
+    def aaa_error(self, mac: str, reason: str, now: float) -> list[Effect]:
+        """AAA could not answer: ask again after ``aaa_retry``."""
+        effects: list[Effect] = []
+        v = self._visitors.get(mac.lower())
+        if v is None or v.state is not State.AUTHENTICATING:
+            return effects
+        self._warn_once(effects, v, "aaa", f"AAA did not answer ({reason}); will retry")
+        v.retry_at = now + self.settings.aaa_retry
+        return effects
+
+    def mh_received(
+        self, src: IPv6Address, message: Message, now: float
+    ) -> list[Effect]:
+        """A Mobility Header message from ``src``: PBA or BRI (others ignored)."""
+        effects: list[Effect] = []
+        if isinstance(message, BindingAcknowledgement):
+            self._on_pba(src, message, now, effects)
+        elif isinstance(message, BindingRevocationIndication):
+            self._on_bri(src, message, now, effects)
+        return effects
+
+    def tick(self, now: float) -> list[Effect]:
+        """Run every deadline that has passed."""
+        effects: list[Effect] = []
+        s = self.settings
+        for v in list(self._visitors.values()):
+            t = v.pending
+            if t is not None and now >= t.deadline:
+                self._retransmit(v, t, now, effects)
+            if v.mac not in self._visitors:
+                continue
+
+            if v.retry_at is not None and now >= v.retry_at:
+                v.retry_at = None
+                if v.state is State.AUTHENTICATING:
+                    effects.append(AskAaa(v.mac, v.nai))
+                elif v.state is State.FAILED:
+                    self._register(v, now, effects)
+
+            if v.state is State.REGISTERED and v.pending is None:
+                if v.expires is not None and now >= v.expires:
+                    self._fail(v, now, "registration expired", effects)
+                elif v.refresh_at is not None and now >= v.refresh_at:
+                    v.refresh_at = None
+                    self._register(v, now, effects)
+
+            # presence: probe an idle MS, declare it gone after absent_timeout
+            if v.next_probe is not None:
+                if now - v.last_heard >= s.absent_timeout:
+                    self._leave(v, now, "stopped answering probes", effects)
+                elif now >= v.next_probe:
+                    target = v.loa or v.link_local
+                    if target is not None:
+                        effects.append(SendNs(v.access, v.mac, target))
+                    v.next_probe = now + self._probe_interval()
+        return effects
+
+    def shutdown(self) -> list[Effect]:
+        """Remove forwarding state; de-register nothing (a restart keeps service)."""
+        effects: list[Effect] = []
+        for v in self._visitors.values():
+            if v.attached is not None:
+                effects.append(Detach(v.attached))
+                v.attached = None
+        self._visitors.clear()
+        return effects
+
+    # --- rules ------------------------------------------------------------------
+
+    def _heard(
+        self,
+        mac: str,
+        access: str,
+        now: float,
+        effects: list[Effect],
+        src: IPv6Address | None = None,
+    ) -> Visitor | None:
+        """Note a sign of life from ``mac``; a new station starts authentication."""
+        mac = mac.lower()
+        v = self._visitors.get(mac)
+        if v is not None and v.state is State.DEREGISTERING:
+            # it came back before the de-registration finished: start afresh
+            del self._visitors[mac]
+            v = None
+        if v is None:
+            v = Visitor(mac=mac, access=access, state=State.AUTHENTICATING, since=now)
+            self._visitors[mac] = v
+            effects.append(AskAaa(mac))
+            self._log(effects, logging.DEBUG, f"{mac}: new station on {access}")
+        v.last_heard = now
+        if v.next_probe is not None:
+            v.next_probe = now + self._probe_interval()
+        if src is not None and src in LINK_LOCAL:
+            v.link_local = src
+        return v
+
+    def _learn_loa(
+        self, v: Visitor, addr: IPv6Address, now: float, effects: list[Effect]
+    ) -> None:
+        if v.state is State.AUTHENTICATING:
+            if addr not in v.candidates:
+                v.candidates.append(addr)
+            return
+        if v.lnp is None or addr not in v.lnp or v.loa is not None:
+            # one LoA per MS; other addresses (privacy, temporary) ride along
+            return
+        v.loa = addr
+        self._log(effects, logging.DEBUG, f"{v.label()}: learnt LoA {addr}")
+        if v.state is State.AWAITING_LOA:
+            self._register(v, now, effects)
+        # in REGISTERING with the BCC option out, the 141 reply will use it
+
+    def _register(self, v: Visitor, now: float, effects: list[Effect]) -> None:
+        """Send a PBU for ``v`` (first registration, refresh or retry)."""
+        if v.state is not State.REGISTERED:
+            self._move(v, State.REGISTERING, now)
+        self._start_transaction(v, self.settings.lifetime, now, effects)
+
+    def _start_transaction(
+        self, v: Visitor, lifetime: int, now: float, effects: list[Effect]
+    ) -> None:
+        timeout = self.settings.pbu_initial_timeout
+        v.pending = _Transaction(
+            lifetime=lifetime, sequences=[], timeout=timeout, deadline=now + timeout
+        )
+        self._send_pbu(v, v.pending, effects)
+
+    def _send_pbu(self, v: Visitor, t: _Transaction, effects: list[Effect]) -> None:
+        assert v.profile is not None and v.nai is not None
+        # RFC 6275 11.8: every BU, retransmissions too, has a new sequence number
+        sequence = self._sequence
+        self._sequence = seq_add(self._sequence)
+        t.sequences.append(sequence)
+
+        options: list[Option] = [MobileNodeIdentifier.from_nai(v.nai)]
+        profile = self.settings.profile
+        if profile.aha_option_type is None:
+            # RFC 5213: the per-MS prefix, handoff and access technology
+            options += [
+                HomeNetworkPrefix(v.profile.lnp.prefixlen, v.profile.lnp[0]),
+                HandoffIndicator(HANDOFF_UNKNOWN),
+                AccessTechnologyType(ATT_IEEE_802_3),
+            ]
+        elif v.loa is not None:
+            options.append(AssignedHomeAddress(v.profile.lnp.prefixlen, v.loa))
+        else:
+            # seed 4.3, 6.1: "is there a BCE for this NAI?" - how a roam learns
+            options.append(BindingCacheConfirmation())
+        units = min(MAX_LIFETIME_UNITS, -(-t.lifetime // LIFETIME_UNIT))
+        message = BindingUpdate(
+            sequence=sequence,
+            flags=BUFlags.A | BUFlags.H | BUFlags.P,
+            lifetime=units,
+            options=tuple(options),
+        )
+        effects.append(SendMh(v.profile.lmap_address, message))
+        self.counters["pbu_sent"] += 1
+
+    def _retransmit(
+        self, v: Visitor, t: _Transaction, now: float, effects: list[Effect]
+    ) -> None:
+        s = self.settings
+        if t.timeout >= s.pbu_max_timeout:
+            self.counters["give_ups"] += 1
+            tries = len(t.sequences)
+            v.pending = None
+            if t.lifetime == 0:
+                self._log(
+                    effects,
+                    logging.INFO,
+                    f"{v.label()}: LMAP {v.lmap} never acknowledged the "
+                    f"de-registration ({tries} tries); dropped",
+                )
+                del self._visitors[v.mac]
+                return
+            self._fail(v, now, f"LMAP {v.lmap} did not answer {tries} PBUs", effects)
+            return
+        t.timeout = min(t.timeout * 2, s.pbu_max_timeout)
+        t.deadline = now + t.timeout
+        self.counters["pbu_retransmitted"] += 1
+        self._log(
+            effects,
+            logging.DEBUG,
+            f"{v.label()}: retransmitting PBU, next timeout {t.timeout:g} s",
+        )
+        self._send_pbu(v, t, effects)
+
+    def _on_pba(
+        self,
+        src: IPv6Address,
+        ba: BindingAcknowledgement,
+        now: float,
+        effects: list[Effect],
+    ) -> None:
+        self.counters["pba_received"] += 1
+        v = self._match(src, ba.sequence)
+        if v is None or v.pending is None:
+            ident = find_option(ba.options, MobileNodeIdentifier)
+            by_nai = self._by_nai(ident.nai) if ident else None
+            if (
+                ba.status == Status.SEQUENCE_NUMBER_OUT_OF_WINDOW
+                and by_nai is not None
+                and by_nai.pending is not None
+                and by_nai.lmap == src
+                and not by_nai.pending.sent_135_retry
+            ):
+                # RFC 6275 11.7.1: the BA names the last accepted sequence number
+                self._sequence = seq_add(ba.sequence)
+                by_nai.pending.sent_135_retry = True
+                self._send_pbu(by_nai, by_nai.pending, effects)
+                return
+            # stale, duplicated or unknown: RFC 6275 11.7.3 says ignore it
+            self.counters["pba_ignored"] += 1
+            return
+        t = v.pending
+        v.pending = None
+
+        if t.lifetime == 0:
+            self._log(effects, logging.INFO, f"{v.label()}: de-registered")
+            del self._visitors[v.mac]
+            return
+
+        bce_missing = self.settings.profile.status_bce_missing
+        if ba.accepted and ba.lifetime > 0:
+            self._accepted(v, ba, now, effects)
+        elif bce_missing is not None and ba.status == bce_missing:
+            # seed 6.1: no BCE for this NAI: a first boot. With the LoA known
+            # (DAD seen meanwhile) register it; otherwise let the MS configure
+            # itself from the RA, and its DAD will name the LoA (seed fig 8)
+            if v.attached is not None:
+                effects.append(Detach(v.attached))
+                v.attached = None
+            v.expires = v.refresh_at = None
+            v.lifetime = 0
+            if v.loa is not None and v.state is State.REGISTERING:
+                self._start_transaction(v, self.settings.lifetime, now, effects)
+                return
+            self._move(v, State.AWAITING_LOA, now)
+            v.loa = None
+            self._start_probing(v, now)
+            self._send_ra(v, effects)
+        else:
+            self._fail(
+                v, now, f"LMAP {src} refused the PBU: status {ba.status}", effects
+            )
+
+    def _accepted(
+        self,
+        v: Visitor,
+        ba: BindingAcknowledgement,
+        now: float,
+        effects: list[Effect],
+    ) -> None:
+        assert v.profile is not None and v.lmap is not None
+        aha = find_option(ba.options, AssignedHomeAddress)
+        if aha is not None and aha.home_address in v.profile.lnp:
+            if v.loa is not None and v.loa != aha.home_address:
+                self._warn_once(
+                    effects, v, "loa", f"LMAP assigned {aha.home_address}, not {v.loa}"
+                )
+            v.loa = aha.home_address
+
+        if self.settings.profile.aha_option_type is None:
+            target: IPv6Network | None = v.profile.lnp
+        else:
+            target = IPv6Network(v.loa) if v.loa is not None else None
+        if target is None:
+            self._warn_once(
+                effects, v, "noaha", "PBA accepted without a LoA; waiting for DAD"
+            )
+            self._move(v, State.AWAITING_LOA, now)
+            self._start_probing(v, now)
+            self._send_ra(v, effects)
+            return
+
+        v.lifetime = ba.lifetime * LIFETIME_UNIT
+        v.expires = now + v.lifetime
+        v.refresh_at = now + v.lifetime * self.settings.refresh_ratio
+        if v.attached != target:
+            if v.attached is not None:
+                effects.append(Detach(v.attached))
+            effects.append(Attach(target, v.access, v.lmap))
+            v.attached = target
+        if v.state is State.REGISTERED:
+            return
+
+        self._move(v, State.REGISTERED, now)
+        self._log(
+            effects,
+            logging.INFO,
+            f"{v.label()}: registered LoA {v.loa} via LMAP {v.lmap}, "
+            f"lifetime {v.lifetime} s",
+        )
+        self._start_probing(v, now)
+        # answer a waiting RS, and in any case tell a roaming MS (which sends
+        # no RS) that its router is here: one unsolicited unicast RA
+        self._send_ra(v, effects)
+
+    def _on_bri(
+        self,
+        src: IPv6Address,
+        bri: BindingRevocationIndication,
+        now: float,
+        effects: list[Effect],
+    ) -> None:
+        self.counters["bri_received"] += 1
+        ident = find_option(bri.options, MobileNodeIdentifier)
+        v = self._by_nai(ident.nai) if ident else None
+        if v is not None and v.lmap != src:
+            v = None
+        status = RevocationStatus.SUCCESS
+        if v is None:
+            status = RevocationStatus.BINDING_DOES_NOT_EXIST
+        else:
+            # seed 6.4: remove the visitor entry and its forwarding state first
+            if v.attached is not None:
+                effects.append(Detach(v.attached))
+                v.attached = None
+            del self._visitors[v.mac]
+            self._log(
+                effects,
+                logging.INFO,
+                f"{v.label()}: binding revoked by LMAP {src} "
+                f"(trigger {bri.revocation_trigger})",
+            )
+        # RFC 5846 6.2: the BRA echoes the sequence number and the flags
+        bra = BindingRevocationAcknowledgement(
+            sequence=bri.sequence,
+            status=status,
+            flags=bri.flags,
+            options=(ident,) if ident else (),
+        )
+        effects.append(SendMh(src, bra))
+
+    def _leave(self, v: Visitor, now: float, why: str, effects: list[Effect]) -> None:
+        """The MS is gone: de-register what the LMAP may hold, drop the rest."""
+        if v.attached is not None:
+            effects.append(Detach(v.attached))
+            v.attached = None
+        v.next_probe = None
+        v.refresh_at = v.retry_at = v.expires = None
+        if v.state in (State.REGISTERED, State.REGISTERING) and v.profile is not None:
+            self._log(effects, logging.INFO, f"{v.label()}: {why}; de-registering")
+            self._move(v, State.DEREGISTERING, now)
+            self._start_transaction(v, 0, now, effects)
+            return
+        self._log(effects, logging.DEBUG, f"{v.label()}: {why}; dropped")
+        del self._visitors[v.mac]
+
+    def _fail(self, v: Visitor, now: float, why: str, effects: list[Effect]) -> None:
+        if v.attached is not None:
+            effects.append(Detach(v.attached))
+            v.attached = None
+        v.pending = None
+        v.expires = v.refresh_at = None
+        v.lifetime = 0
+        self._move(v, State.FAILED, now)
+        self._warn_once(
+            effects, v, "fail", f"{why}; retrying in {self.settings.retry_after:g} s"
+        )
+        v.retry_at = now + self.settings.retry_after
+
+    def _send_ra(self, v: Visitor, effects: list[Effect]) -> None:
+        assert v.profile is not None
+        mode = v.profile.address_mode
+        managed = mode is AddressMode.DHCPV6
+        effects.append(
+            SendRa(
+                access=v.access,
+                mac=v.mac,
+                dst=v.link_local or ALL_NODES,
+                prefix=v.profile.lnp,
+                autonomous=mode is AddressMode.SLAAC,
+                managed=managed,
+                other=managed or v.profile.dhcp_server is not None,
+                router_lifetime=self.settings.router_lifetime,
+                mtu=self.settings.ra_mtu,
+            )
+        )
+        v.rs_pending = False
+        self.counters["ra_sent"] += 1
+
+    # --- helpers ------------------------------------------------------------------
+
+    def _move(self, v: Visitor, to: State, now: float) -> None:
+        if v.state is to:
+            return
+        if (v.state, to) not in TRANSITIONS:
+            raise AssertionError(f"transition {v.state.name} -> {to.name} not listed")
+        v.state = to
+        v.since = now
+
+    def _probe_interval(self) -> float:
+        return self.settings.absent_timeout / 3
+
+    def _start_probing(self, v: Visitor, now: float) -> None:
+        if v.next_probe is None:
+            v.last_heard = max(v.last_heard, now - self._probe_interval())
+            v.next_probe = v.last_heard + self._probe_interval()
+
+    def _match(self, src: IPv6Address, sequence: int) -> Visitor | None:
+        for v in self._visitors.values():
+            if v.pending is not None and sequence in v.pending.sequences:
+                return v if v.lmap == src else None
+        return None
+
+    def _by_nai(self, nai: str) -> Visitor | None:
+        for v in self._visitors.values():
+            if v.nai == nai:
+                return v
+        return None
+
+    def _owner_of(self, loa: IPv6Address) -> Visitor | None:
+        for v in self._visitors.values():
+            if v.loa == loa:
+                return v
+        return None
+
+    def _warn_once(
+        self, effects: list[Effect], v: Visitor, key: str, text: str
+    ) -> None:
+        # STYLE: a peer fault is logged once per visitor, not on every retry
+        if key in v.warned:
+            return
+        v.warned.add(key)
+        effects.append(LogEvent(logging.WARNING, f"{v.label()}: {text}"))
+
+    def _log(self, effects: list[Effect], level: int, text: str) -> None:
+        effects.append(LogEvent(level, text))
