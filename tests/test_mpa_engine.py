@@ -448,20 +448,48 @@ def test_bri_for_unknown_nai_answers_128() -> None:
 # --- leaving (seed 6.4) -------------------------------------------------------------
 
 
-def test_station_gone_deregisters_then_forgets() -> None:
-    e = engine()
+def test_station_gone_deregisters_after_leave_delay() -> None:
+    e = engine(leave_delay=3.0)
     registered(e)
-    effects = e.station_gone(MAC1, 10)
+    assert e.station_gone(MAC1, 10) == []
+    assert e.next_deadline() == 13
+    effects = e.tick(13)
     assert of(effects, Detach) == [Detach(IPv6Network(LOA1))]
     out = pbus(effects)
     assert len(out) == 1 and out[0].lifetime == 0
     assert find_option(out[0].options, AssignedHomeAddress) is not None
-    e.mh_received(LMAP, pba(out[0], lifetime=0), 10.1)
+    e.mh_received(LMAP, pba(out[0], lifetime=0), 13.1)
     assert e.visitor(MAC1) is None
 
 
+def test_roam_revocation_during_leave_delay_sends_no_deregistration() -> None:
+    # the new MPA's PBU must not race a de-registration from this one
+    e = engine(leave_delay=3.0)
+    registered(e)
+    e.station_gone(MAC1, 10)
+    bri = BindingRevocationIndication(
+        sequence=1,
+        revocation_trigger=2,
+        flags=BRFlags.P,
+        options=(MobileNodeIdentifier.from_nai("ms1@example.net"),),
+    )
+    effects = e.mh_received(LMAP, bri, 10.05)
+    assert of(effects, Detach) == [Detach(IPv6Network(LOA1))]
+    assert pbus(effects + e.tick(20)) == []
+    assert e.visitor(MAC1) is None
+
+
+def test_station_back_within_leave_delay_stays() -> None:
+    e = engine(leave_delay=3.0)
+    registered(e)
+    e.station_gone(MAC1, 10)
+    e.packet_from(MAC1, BR, LL1, 11)
+    assert pbus(e.tick(13)) == []
+    assert e.visitor(MAC1).state is State.REGISTERED  # type: ignore[union-attr]
+
+
 def test_deregistration_gives_up_quietly() -> None:
-    e = engine()
+    e = engine(leave_delay=0.0)
     registered(e)
     e.station_gone(MAC1, 10)
     now = 10.0
@@ -475,9 +503,11 @@ def test_deregistration_gives_up_quietly() -> None:
 
 
 def test_station_returning_during_deregistration_attaches_again() -> None:
-    e = engine()
+    e = engine(leave_delay=0.0)
     registered(e)
     e.station_gone(MAC1, 10)
+    e.tick(10)
+    assert e.visitor(MAC1).state is State.DEREGISTERING  # type: ignore[union-attr]
     assert of(e.packet_from(MAC1, BR, LL1, 10.2), AskAaa) == [AskAaa(MAC1)]
 
 

@@ -178,6 +178,10 @@ class MpaSettings:
     pbu_max_timeout: float = MAX_BINDACK_TIMEOUT
     refresh_ratio: float = 0.8  # refresh at this share of the granted lifetime
     absent_timeout: float = 10.0  # unanswered probes for this long: the MS left
+    # the bridge forgot the MS: wait this long for a revocation (it roamed and
+    # the new MPA registered it) before de-registering, so a de-registration
+    # racing the new MPA's PBU cannot delete the binding the new MPA needs
+    leave_delay: float = 3.0
     router_lifetime: int = 1800
     ra_mtu: int | None = None
     retry_after: float = 30.0  # wait after a refusal by the LMAP or a give-up
@@ -212,6 +216,7 @@ class Visitor:
     expires: float | None = None
     refresh_at: float | None = None
     retry_at: float | None = None
+    leaving_at: float | None = None
     attached: IPv6Network | None = None
     pending: _Transaction | None = None
     rs_pending: bool = False
@@ -296,7 +301,7 @@ class MpaEngine:
         for v in self._visitors.values():
             if v.pending is not None:
                 times.append(v.pending.deadline)
-            for t in (v.refresh_at, v.retry_at, v.next_probe, v.expires):
+            for t in (v.refresh_at, v.retry_at, v.next_probe, v.expires, v.leaving_at):
                 if t is not None:
                     times.append(t)
             if v.next_probe is not None:
@@ -315,8 +320,16 @@ class MpaEngine:
         """The station left the access link (FDB entry or port gone)."""
         effects: list[Effect] = []
         v = self._visitors.get(mac.lower())
-        if v is not None:
-            self._leave(v, now, "left the access link", effects)
+        if v is None:
+            return effects
+        if v.state in (State.REGISTERED, State.REGISTERING):
+            # seed 6.4: after a roam the LMAP revokes this entry; de-register
+            # only if no revocation came (the MS really left the domain)
+            if v.leaving_at is None:
+                v.leaving_at = now + self.settings.leave_delay
+            v.next_probe = None
+            return effects
+        self._leave(v, now, "left the access link", effects)
         return effects
 
     def router_solicitation(
@@ -455,6 +468,9 @@ class MpaEngine:
                 self._retransmit(v, t, now, effects)
             if v.mac not in self._visitors:
                 continue
+            if v.leaving_at is not None and now >= v.leaving_at:
+                self._leave(v, now, "left the access link", effects)
+                continue
 
             if v.retry_at is not None and now >= v.retry_at:
                 v.retry_at = None
@@ -514,6 +530,11 @@ class MpaEngine:
             effects.append(AskAaa(mac))
             self._log(effects, logging.DEBUG, f"{mac}: new station on {access}")
         v.last_heard = now
+        if v.leaving_at is not None:
+            # back on this access link (a bridge flap, or roamed back)
+            v.leaving_at = None
+            if v.state is State.REGISTERED:
+                self._start_probing(v, now)
         if v.next_probe is not None:
             v.next_probe = now + self._probe_interval()
         if src is not None and src in LINK_LOCAL:
@@ -764,7 +785,7 @@ class MpaEngine:
             effects.append(Detach(v.attached))
             v.attached = None
         v.next_probe = None
-        v.refresh_at = v.retry_at = v.expires = None
+        v.refresh_at = v.retry_at = v.expires = v.leaving_at = None
         if v.state in (State.REGISTERED, State.REGISTERING) and v.profile is not None:
             self._log(effects, logging.INFO, f"{v.label()}: {why}; de-registering")
             self._move(v, State.DEREGISTERING, now)
