@@ -36,16 +36,19 @@ def create(name: str = "auto", **kw: Any) -> DataPlane:
             f"unknown data plane backend {name!r} (choose from {', '.join(BACKENDS)})"
         )
 
-    from pmip6.dataplane import ip6tnl, seg6
+    from pmip6.dataplane.ip6tnl import Ip6tnlDataPlane
+    from pmip6.dataplane.ip6tnl import unavailable_reason as ip6tnl_unavailable
+    from pmip6.dataplane.seg6 import Seg6DataPlane
+    from pmip6.dataplane.seg6 import unavailable_reason as seg6_unavailable
 
     if name == "auto":
-        name = "ip6tnl" if ip6tnl.available() else "seg6"
+        name = "seg6" if ip6tnl_unavailable() else "ip6tnl"
     if name == "ip6tnl":
-        why = ip6tnl.unavailable_reason()
+        why = ip6tnl_unavailable()
         if why:
             raise DataPlaneError(f"data plane 'ip6tnl' is unavailable: {why}")
-        return ip6tnl.Ip6tnlDataPlane(**kw)
-    why = seg6.unavailable_reason()
+        return Ip6tnlDataPlane(**kw)
+    why = seg6_unavailable()
     if why:
         raise DataPlaneError(f"data plane 'seg6' is unavailable: {why}")
-    return seg6.Seg6DataPlane(**kw)
+    return Seg6DataPlane(**kw)

@@ -1,0 +1,283 @@
+"""What the kernel backends (seg6, ip6tnl) share: ownership marks, rules,
+sysctls, retries, and the reconcile bookkeeping.
+
+Ownership. Everything we add carries route/rule protocol ``PROTO`` (155,
+0x9b, shown by iproute2 as "155"; unassigned in /etc/iproute2/rt_protos) so a
+restarted daemon finds and adopts or removes it, and so ``stop()`` removes
+exactly ours. Tables and rule priorities:
+
+==============  =========================================================
+table 0x9b00    decapsulation (seg6: End.DX6 route for the own address)
+table 0x9b01..  MPA uplink, one per LMAP: default route into the tunnel
+pref 10         ``to OWN/128 ipproto 41 lookup 0x9b00`` (seg6 decap)
+pref 20         ``from TARGET iif ACCESS lookup 0x9b0k`` (MPA uplink)
+pref 1000       ``lookup local`` (moved from pref 0 so pref 10 wins)
+==============  =========================================================
+
+Sysctls set (previous values restored by ``stop()``):
+``net.ipv6.conf.all.forwarding=1`` on both sides (the LMAP and the MPA are
+routers). seg6 needs no ``seg6_enabled``: encap.red with one segment sends no
+routing header and End.DX6 does not need one.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from ipaddress import IPv6Address, IPv6Network
+from typing import Any, TypeVar
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from pmip6.dataplane import fastpath
+from pmip6.dataplane.base import DataPlane, DataPlaneError
+
+log = logging.getLogger("pmip6.dataplane")
+
+T = TypeVar("T")
+
+PROTO = 155
+PROTO_KERNEL = 2
+RT_TABLE_MAIN = 254
+RT_TABLE_LOCAL = 255
+TABLE_DECAP = 0x9B00
+TABLE_UPLINK_FIRST = 0x9B01
+TABLE_UPLINK_LAST = 0x9BFF
+PREF_DECAP = 10
+PREF_UPLINK = 20
+PREF_LOCAL = 1000
+
+ENOMEM_RETRIES = 8
+ENOMEM_FIRST_DELAY = 0.02
+
+
+def retry_enomem(
+    fn: Callable[[], T], what: str, ignore: tuple[int, ...] = ()
+) -> T | None:
+    """Run ``fn``; retry with doubling back-off while the kernel says ENOMEM.
+
+    The first large burst of seg6 routes after boot can fail with ENOMEM while
+    per-CPU memory grows; a retry a moment later succeeds.
+    """
+    delay = ENOMEM_FIRST_DELAY
+    for attempt in range(ENOMEM_RETRIES + 1):
+        try:
+            return fn()
+        except NetlinkError as exc:
+            if exc.code in ignore:
+                return None
+            if exc.code != errno.ENOMEM or attempt == ENOMEM_RETRIES:
+                raise DataPlaneError(f"{what}: {exc.args[-1]}") from exc
+            log.debug("%s: ENOMEM, retrying in %.2f s", what, delay)
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+def _ignore(codes: tuple[int, ...], fn: Callable[[], Any]) -> None:
+    try:
+        fn()
+    except NetlinkError as exc:
+        if exc.code not in codes:
+            raise
+
+
+def attrs(msg: Any) -> dict[str, Any]:
+    return dict(msg.get("attrs", []))
+
+
+def route_target(msg: Any) -> IPv6Network:
+    dst = attrs(msg).get("RTA_DST", "::")
+    return IPv6Network(f"{dst}/{msg['dst_len']}")
+
+
+class KernelDataPlane(DataPlane):
+    """Shared machinery; subclasses say how a tunnel towards a peer is made.
+
+    ``netns``: name of a network namespace (``ip netns``) to program instead
+    of the caller's; sockets are opened inside it at ``start()``.
+    """
+
+    def __init__(self, netns: str | None = None) -> None:
+        self.netns = netns
+        self.ipr: Any = None
+        self._lock = threading.RLock()
+        self._saved_sysctls: dict[str, str] = {}
+        self.lmap_own: IPv6Address | None = None
+        self.lmap_uplink: str | None = None
+        self.mpa_own: IPv6Address | None = None
+        self.mpa_uplink: str | None = None
+
+    # --- namespace and sockets ----------------------------------------------
+
+    @contextmanager
+    def inside(self) -> Iterator[None]:
+        """Run the body in the backend's namespace (for sockets, /proc, ip)."""
+        if self.netns is None:
+            yield
+            return
+        from pmip6.lab.netns import Namespace
+
+        with Namespace(self.netns).entered():
+            yield
+
+    def ifindex(self, name: str) -> int:
+        found = self.ipr.link_lookup(ifname=name)
+        if not found:
+            raise DataPlaneError(f"no such interface: {name}")
+        return int(found[0])
+
+    def sysctl_set(self, key: str, value: str) -> None:
+        path = "/proc/sys/" + key.replace(".", "/")
+        with self.inside():
+            with open(path) as f:
+                old = f.read().strip()
+            if old != value:
+                self._saved_sysctls.setdefault(key, old)
+                with open(path, "w") as f:
+                    f.write(value)
+                log.debug("sysctl %s=%s (was %s)", key, value, old)
+
+    def sysctl_restore(self) -> None:
+        with self.inside():
+            for key, old in self._saved_sysctls.items():
+                with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                    f.write(old)
+        self._saved_sysctls.clear()
+
+    # --- lifecycle ----------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            if self.ipr is None:
+                with self.inside():
+                    self.ipr = IPRoute()
+            self.on_start()
+
+    def on_start(self) -> None:
+        """Hook: backend-specific probing at start."""
+
+    def stop(self, keep: bool = False) -> None:
+        with self._lock:
+            if self.ipr is None:
+                return
+            try:
+                if not keep:
+                    self.remove_all()
+                    self.sysctl_restore()
+            finally:
+                self.ipr.close()
+                self.ipr = None
+
+    def _need(self) -> None:
+        if self.ipr is None:
+            raise DataPlaneError("data plane not started")
+
+    # --- state of ours in the kernel ----------------------------------------
+
+    def our_routes(self, table: int) -> list[Any]:
+        return [
+            r
+            for r in self.ipr.get_routes(family=socket.AF_INET6, table=table)
+            if r["proto"] == PROTO
+            and table in (r.get("table"), attrs(r).get("RTA_TABLE"))
+        ]
+
+    def our_rules(self) -> list[Any]:
+        return [
+            r
+            for r in self.ipr.get_rules(family=socket.AF_INET6)
+            if attrs(r).get("FRA_PROTOCOL") == PROTO
+        ]
+
+    def remove_all(self) -> None:
+        """Delete every route and rule of ours; put the local rule back."""
+        # batched: after a restart with keep=True there may be 100k routes
+        tables = [RT_TABLE_MAIN, TABLE_DECAP, *self.uplink_tables()]
+        with self.inside(), fastpath.Batcher() as b:
+            for table in tables:
+                targets = [t for t, p, _ in b.dump_routes(table) if p == PROTO]
+                b.run_retrying([fastpath.route_del(t, table, PROTO) for t in targets])
+        self.restore_local_rule()
+        for r in self.our_rules():
+            self.del_rule(r)
+        self.remove_devices()
+
+    def remove_devices(self) -> None:
+        """Hook: tunnel devices of ours (ip6tnl)."""
+
+    def uplink_tables(self) -> list[int]:
+        tables = set()
+        for r in self.our_rules():
+            t = attrs(r).get("FRA_TABLE", r.get("table"))
+            if TABLE_UPLINK_FIRST <= t <= TABLE_UPLINK_LAST:
+                tables.add(t)
+        return sorted(tables)
+
+    def del_rule(self, r: Any) -> None:
+        a = attrs(r)
+        kw: dict[str, Any] = {
+            "family": socket.AF_INET6,
+            "priority": a.get("FRA_PRIORITY", 0),
+            "table": a.get("FRA_TABLE", r.get("table")),
+            "protocol": a.get("FRA_PROTOCOL"),
+        }
+        if "FRA_DST" in a:
+            kw.update(dst=a["FRA_DST"], dst_len=r["dst_len"])
+        if "FRA_SRC" in a:
+            kw.update(src=a["FRA_SRC"], src_len=r["src_len"])
+        if "FRA_IIFNAME" in a:
+            kw["iifname"] = a["FRA_IIFNAME"]
+        if "FRA_IP_PROTO" in a:
+            kw["ip_proto"] = a["FRA_IP_PROTO"]
+        _ignore((errno.ENOENT, errno.ESRCH), lambda: self.ipr.rule("del", **kw))
+
+    def add_rule(self, **kw: Any) -> None:
+        kw.setdefault("family", socket.AF_INET6)
+        kw.setdefault("protocol", PROTO)
+        retry_enomem(
+            lambda: self.ipr.rule("add", **kw), f"rule {kw}", ignore=(errno.EEXIST,)
+        )
+
+    # --- the local rule -----------------------------------------------------
+
+    def local_rules(self) -> list[Any]:
+        return [
+            r
+            for r in self.ipr.get_rules(family=socket.AF_INET6)
+            if attrs(r).get("FRA_TABLE", r.get("table")) == RT_TABLE_LOCAL
+            and not attrs(r).get("FRA_SRC")
+            and not attrs(r).get("FRA_DST")
+        ]
+
+    def move_local_rule(self) -> None:
+        """Local delivery after our pref-10 decap rule (pref 0 -> 1000).
+
+        Packets to our own address with next header 41 must reach the
+        End.DX6 route, which the local table would otherwise shadow.
+        """
+        self.add_rule(priority=PREF_LOCAL, table=RT_TABLE_LOCAL)
+        for r in self.local_rules():
+            if attrs(r).get("FRA_PRIORITY", 0) == 0:
+                self.del_rule(r)
+
+    def restore_local_rule(self) -> None:
+        ours = [r for r in self.local_rules() if attrs(r).get("FRA_PROTOCOL") == PROTO]
+        if not ours:
+            return
+        # put the kernel's rule back first so local delivery never lapses
+        self.add_rule(priority=0, table=RT_TABLE_LOCAL, protocol=PROTO_KERNEL)
+        for r in ours:
+            self.del_rule(r)
+
+
+def normalise_bindings(
+    bindings: Mapping[IPv6Network, IPv6Address],
+) -> dict[IPv6Network, IPv6Address]:
+    return {IPv6Network(t): IPv6Address(c) for t, c in bindings.items()}
