@@ -1,0 +1,520 @@
+"""``pmip6 lmap --config lmap.toml``: the Local Mobility Anchor Point daemon.
+
+Glue only: a raw socket for protocol 135 feeds decoded messages to
+:class:`pmip6.core.lmap.LmapEngine` with the wall-clock time (binding expiry
+times are persisted, so they must survive a restart); the engine's effects
+are applied in order (data plane, store, sockets, logs); one timer follows
+the engine's next deadline. A control socket answers ``bindings`` and
+``status``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+from ipaddress import IPv6Address, IPv6Network
+from pathlib import Path
+from typing import Any
+
+from pmip6.core.lmap import (
+    Bind,
+    Delete,
+    Effect,
+    Event,
+    EventKind,
+    LmapEngine,
+    LmapSettings,
+    Save,
+    Send,
+    Unbind,
+)
+from pmip6.dataplane import BACKENDS, DataPlane, DataPlaneError, create
+from pmip6.runtime.control import ControlServer
+from pmip6.runtime.logs import setup_logging
+from pmip6.runtime.mhsock import MobilitySocket
+from pmip6.runtime.store import BindingStore
+from pmip6.wire.errors import Malformed
+from pmip6.wire.mh import decode_mh, encode_mh
+from pmip6.wire.profile import PROFILES, profile_named
+
+HELP = "run the Local Mobility Anchor Point daemon"
+
+log = logging.getLogger("pmip6.lmap")
+
+FLUSH_INTERVAL = 0.2  # seconds between store writes
+FLUSH_BATCH = 5000  # changes that trigger a write at once
+WARN_INTERVAL = 10.0  # seconds between two warnings about the same peer fault
+
+
+# --- configuration --------------------------------------------------------------
+
+
+class ConfigError(ValueError):
+    """The config file is unusable; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class LmapConfig:
+    address: IPv6Address
+    uplink: str | None
+    prefixes: tuple[IPv6Network, ...]
+    mpas: tuple[IPv6Network, ...]
+    max_lifetime: int
+    profile: str
+    dataplane: str
+    state: str
+    control_socket: str
+    keep_forwarding: bool
+    log_level: str
+
+    def settings(self) -> LmapSettings:
+        return LmapSettings(
+            address=self.address,
+            prefixes=self.prefixes,
+            mpas=self.mpas,
+            max_lifetime=self.max_lifetime,
+            profile=profile_named(self.profile),
+        )
+
+
+_KEYS = {
+    "address",
+    "uplink",
+    "prefixes",
+    "mpas",
+    "max_lifetime",
+    "profile",
+    "dataplane",
+    "state",
+    "control_socket",
+    "keep_forwarding",
+    "log_level",
+}
+
+
+def parse_config(
+    data: dict[str, Any], where: str = "config", base: Path | None = None
+) -> LmapConfig:
+    """Validate the ``[lmap]`` table; raise ``ConfigError`` naming the key."""
+
+    def fail(key: str, why: str) -> ConfigError:
+        return ConfigError(f"{where}: [lmap] {key}: {why}")
+
+    section = data.get("lmap")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: missing [lmap] table")
+    unknown = sorted(set(section) - _KEYS)
+    if unknown:
+        raise fail(unknown[0], f"unknown key (known: {', '.join(sorted(_KEYS))})")
+
+    def text(key: str, default: str | None) -> str:
+        value = section.get(key, default)
+        if value is None:
+            raise fail(key, "required")
+        if not isinstance(value, str) or not value:
+            raise fail(key, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def networks(key: str) -> tuple[IPv6Network, ...]:
+        value = section.get(key)
+        if value is None:
+            raise fail(key, "required")
+        if not isinstance(value, list) or not value:
+            raise fail(key, "expected a non-empty list of IPv6 addresses or prefixes")
+        out = []
+        for i, item in enumerate(value):
+            try:
+                if not isinstance(item, str):
+                    raise ValueError
+                out.append(IPv6Network(item))
+            except ValueError:
+                raise fail(
+                    f"{key}[{i}]", f"{item!r} is not an IPv6 address or prefix"
+                ) from None
+        return tuple(out)
+
+    address_text = text("address", None)
+    try:
+        address = IPv6Address(address_text)
+    except ValueError:
+        raise fail("address", f"{address_text!r} is not an IPv6 address") from None
+
+    uplink = section.get("uplink")
+    if uplink is not None and (not isinstance(uplink, str) or not uplink):
+        raise fail("uplink", f"expected an interface name, got {uplink!r}")
+
+    max_lifetime = section.get("max_lifetime", 3600)
+    if (
+        not isinstance(max_lifetime, int)
+        or isinstance(max_lifetime, bool)
+        or not 4 <= max_lifetime <= 262140
+    ):
+        raise fail(
+            "max_lifetime", f"expected seconds from 4 to 262140, got {max_lifetime!r}"
+        )
+
+    profile = text("profile", "draft-00")
+    if profile not in PROFILES:
+        raise fail(
+            "profile", f"{profile!r} is not one of {', '.join(sorted(PROFILES))}"
+        )
+
+    dataplane = text("dataplane", "auto")
+    if dataplane not in BACKENDS:
+        raise fail("dataplane", f"{dataplane!r} is not one of {', '.join(BACKENDS)}")
+
+    keep = section.get("keep_forwarding", False)
+    if not isinstance(keep, bool):
+        raise fail("keep_forwarding", f"expected true or false, got {keep!r}")
+
+    log_level = text("log_level", "info")
+    if not isinstance(logging.getLevelName(log_level.upper()), int):
+        raise fail("log_level", f"{log_level!r} is not debug, info, warning or error")
+
+    def path(key: str, default: str) -> str:
+        value = text(key, default)
+        if base is not None and not os.path.isabs(value):
+            value = str(base / value)
+        return value
+
+    return LmapConfig(
+        address=address,
+        uplink=uplink,
+        prefixes=networks("prefixes"),
+        mpas=networks("mpas"),
+        max_lifetime=max_lifetime,
+        profile=profile,
+        dataplane=dataplane,
+        state=path("state", "/var/lib/pmip6/lmap.db"),
+        control_socket=path("control_socket", "/run/pmip6/lmap.sock"),
+        keep_forwarding=keep,
+        log_level=log_level,
+    )
+
+
+def load_config(path: str) -> LmapConfig:
+    """Read and validate a TOML file; relative paths are relative to it."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return parse_config(data, path, Path(path).resolve().parent)
+
+
+def route_interface(address: IPv6Address) -> str:
+    """The interface of the route to ``address`` (``ip -6 route get``)."""
+    out = subprocess.run(
+        ["ip", "-6", "-j", "route", "get", str(address)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        return str(json.loads(out.stdout)[0]["dev"])
+    except (ValueError, LookupError, TypeError):
+        raise ConfigError(
+            f"[lmap] uplink: not set and no route to {address} "
+            f"({out.stderr.strip() or 'ip route get failed'})"
+        ) from None
+
+
+# --- the daemon -------------------------------------------------------------------
+
+
+class LmapDaemon:
+    """Drives one :class:`LmapEngine` from a socket, a timer and a store."""
+
+    def __init__(self, config: LmapConfig, dataplane: DataPlane | None = None) -> None:
+        self.config = config
+        self.profile = profile_named(config.profile)
+        self.dataplane = dataplane
+        self.engine: LmapEngine | None = None
+        self.store: BindingStore | None = None
+        self.sock: MobilitySocket | None = None
+        self.control: ControlServer | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+        self._flush: asyncio.TimerHandle | None = None
+        self._warned: dict[tuple[Any, ...], float] = {}
+        self._started = 0.0
+        self.malformed = 0
+
+    async def start(self) -> None:
+        cfg = self.config
+        now = time.time()
+        self._started = now
+
+        # binding store first: the data plane is reconciled from it
+        self.store = BindingStore(cfg.state)
+        saved = self.store.get_meta("bri_sequence")
+        bri_sequence = int(saved) if saved else random.randrange(1 << 16)
+        self.engine = LmapEngine(cfg.settings(), bri_sequence=bri_sequence)
+        restored = self.engine.restore(self.store.load(), now)
+
+        if self.dataplane is None:
+            self.dataplane = create(cfg.dataplane)
+        self.dataplane.start()
+        if self.dataplane.name not in ("none", ""):
+            uplink = cfg.uplink or route_interface(_first_address(cfg.mpas[0]))
+        else:
+            uplink = cfg.uplink or ""
+        self.dataplane.lmap_setup(cfg.address, uplink)
+        self.dataplane.lmap_reconcile(self.engine.forwarding())
+
+        self.sock = MobilitySocket(cfg.address)
+        self.sock.set_handler(self._datagram)
+        self.control = ControlServer(
+            cfg.control_socket,
+            {"bindings": self._cmd_bindings, "status": self._cmd_status},
+        )
+        await self.control.start()
+        self._schedule()
+        log.info(
+            "LMAP %s up: profile %s, data plane %s, %d bindings restored",
+            cfg.address,
+            self.profile.name,
+            self.dataplane.name,
+            restored,
+        )
+
+    async def stop(self) -> None:
+        """Stop receiving, persist, remove forwarding unless kept, close sockets."""
+        for handle in (self._timer, self._flush):
+            if handle is not None:
+                handle.cancel()
+        if self.sock is not None:
+            self.sock.close()
+        if self.control is not None:
+            await self.control.close()
+        if self.store is not None:
+            if self.engine is not None:
+                self.store.set_meta("bri_sequence", str(self.engine.bri_sequence))
+            self.store.close()
+        if self.dataplane is not None:
+            try:
+                self.dataplane.stop(keep=self.config.keep_forwarding)
+            except DataPlaneError as exc:
+                log.error("data plane stop: %s", exc)
+        log.info("LMAP %s stopped", self.config.address)
+
+    # --- input ---------------------------------------------------------------------
+
+    def _datagram(self, data: bytes, src: IPv6Address, dst: IPv6Address) -> None:
+        if dst != self.config.address:
+            return  # another address of this host
+        try:
+            message = decode_mh(data, self.profile)
+        except Malformed as exc:
+            self.malformed += 1
+            self._warn(("malformed", src), "malformed MH from %s: %s", src, exc)
+            return
+        assert self.engine is not None
+        self._apply(self.engine.receive(message, src, dst, time.time()))
+        deadline = self.engine.next_deadline()
+        if deadline is not None and deadline < self._timer_at:
+            self._schedule(deadline)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = float("inf")
+        assert self.engine is not None
+        self._apply(self.engine.handle_timeout(time.time()))
+        self._schedule()
+
+    def _schedule(self, deadline: float | None = None) -> None:
+        assert self.engine is not None
+        if deadline is None:
+            deadline = self.engine.next_deadline()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_at = float("inf")
+        if deadline is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(max(0.0, deadline - time.time()), self._on_timer)
+        self._timer_at = deadline
+
+    # --- effects -------------------------------------------------------------------
+
+    def _apply(self, effects: list[Effect]) -> None:
+        assert self.sock is not None and self.store is not None
+        assert self.dataplane is not None
+        for effect in effects:
+            t = type(effect)
+            if t is Send:
+                self.sock.send(encode_mh(effect.message, self.profile), effect.dst)  # type: ignore[union-attr]
+            elif t is Save:
+                self.store.put(effect.binding)  # type: ignore[union-attr]
+            elif t is Bind:
+                try:
+                    self.dataplane.lmap_bind(effect.target, effect.care_of)  # type: ignore[union-attr]
+                except DataPlaneError as exc:
+                    log.error("forwarding to %s: %s", effect.target, exc)  # type: ignore[union-attr]
+            elif t is Unbind:
+                try:
+                    self.dataplane.lmap_unbind(effect.target)  # type: ignore[union-attr]
+                except DataPlaneError as exc:
+                    log.error("removing forwarding of %s: %s", effect.target, exc)  # type: ignore[union-attr]
+            elif t is Delete:
+                self.store.delete(effect.nai)  # type: ignore[union-attr]
+            elif t is Event:
+                self._log(effect)  # type: ignore[arg-type]
+        if self.store.pending >= FLUSH_BATCH:
+            self._flush_store()
+        elif self.store.pending and self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(
+                FLUSH_INTERVAL, self._flush_store
+            )
+
+    def _flush_store(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        assert self.store is not None
+        try:
+            self.store.flush()
+        except Exception as exc:  # a full disk must not stop the signalling
+            self._warn(("store",), "binding store write failed: %s", exc)
+
+    def _log(self, event: Event) -> None:
+        kind = event.kind
+        if kind in (
+            EventKind.REGISTERED,
+            EventKind.MOVED,
+            EventKind.DEREGISTERED,
+            EventKind.EXPIRED,
+        ):
+            extra = f" ({event.detail})" if event.detail else ""
+            log.info(
+                "%s %s loa %s mpa %s%s",
+                kind.value,
+                event.nai,
+                event.loa,
+                event.peer,
+                extra,
+            )
+        elif kind is EventKind.REFUSED:
+            self._warn(
+                ("refused", event.peer, event.status),
+                "refused PBU from %s for %s: %s (status %s)",
+                event.peer,
+                event.nai or "?",
+                event.detail,
+                event.status,
+            )
+        elif kind is EventKind.REVOCATION_FAILED:
+            log.warning(
+                "revocation of %s at %s unanswered: %s",
+                event.nai,
+                event.peer,
+                event.detail,
+            )
+        else:
+            log.debug(
+                "%s %s peer %s %s", kind.value, event.nai, event.peer, event.detail
+            )
+
+    def _warn(self, key: tuple[Any, ...], fmt: str, *args: Any) -> None:
+        # peer faults: one line per fault and peer, at most every WARN_INTERVAL
+        now = time.monotonic()
+        last = self._warned.get(key)
+        if last is not None and now - last < WARN_INTERVAL:
+            log.debug(fmt, *args)
+            return
+        if len(self._warned) > 4096:
+            self._warned.clear()
+        self._warned[key] = now
+        log.warning(fmt, *args)
+
+    # --- control -----------------------------------------------------------------
+
+    def _cmd_bindings(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        assert self.engine is not None
+        return self.engine.bindings(time.time())
+
+    def _cmd_status(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.engine is not None and self.store is not None
+        assert self.dataplane is not None and self.sock is not None
+        c = self.engine.counters
+        return {
+            "role": "lmap",
+            "address": str(self.config.address),
+            "profile": self.profile.name,
+            "dataplane": self.dataplane.name,
+            "uptime": round(time.time() - self._started, 1),
+            "bindings": len(self.engine.by_nai),
+            "pending_revocations": self.engine.pending_revocations,
+            "pbu": c.pbu,
+            "accepted": c.accepted,
+            "refused": c.refused,
+            "refused_by_status": {str(k): v for k, v in c.refused_by_status.items()},
+            "retransmissions_answered": c.retransmissions_answered,
+            "registered": c.registered,
+            "moved": c.moved,
+            "deregistered": c.deregistered,
+            "expired": c.expired,
+            "bri_sent": c.bri_sent,
+            "bri_acknowledged": c.bri_acknowledged,
+            "bri_unanswered": c.bri_unanswered,
+            "malformed": self.malformed,
+            "ignored": c.ignored,
+            "store_writes": self.store.writes,
+            "socket_drops": self.sock.dropped,
+            "send_errors": self.sock.send_errors,
+        }
+
+
+def _first_address(network: IPv6Network) -> IPv6Address:
+    if network.num_addresses == 1:
+        return network.network_address
+    return network.network_address + 1
+
+
+# --- command line ---------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="the LMAP's TOML config file")
+    parser.add_argument("--log-level", help="override [lmap] log_level")
+
+
+async def serve(config: LmapConfig) -> None:
+    daemon = LmapDaemon(config)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await daemon.start()
+        await stop.wait()
+    finally:
+        await daemon.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"pmip6 lmap: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level or config.log_level)
+    try:
+        asyncio.run(serve(config))
+    except (ConfigError, DataPlaneError, OSError) as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
