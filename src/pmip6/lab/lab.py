@@ -1,0 +1,550 @@
+"""A running lab: namespaces, links and daemons built from a ``Topology``.
+
+Everything a lab creates lives in its own namespaces (``<lab>-cn``,
+``<lab>-lmap``, ``<lab>-tr``, ``<lab>-mpaK``, ``<lab>-msN``), so deleting them
+removes every link with them. The state (namespaces created, daemon pids,
+where each MS is attached) is kept in ``/run/pmip6-lab/<lab>/lab.json`` so a
+later invocation can ``down``, ``status`` or ``move`` the same lab.
+
+Shape::
+
+    CN --- LMAP ---[tr: bridge br0]--- MPA1 [br0] ~~ MS1
+                                  \\-- MPA2 [br0]
+
+The MS is an unmodified host: its kernel does DAD, RS and SLAAC. Only two of
+its sysctls differ from a stock host, to keep the lab quick (documented in
+``MS_SYSCTLS``). A handover moves the MS's veth peer from one MPA namespace
+to another and enslaves it to that MPA's bridge, which the MS sees as carrier
+loss and return, as on a roam.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from ipaddress import IPv6Address
+from pathlib import Path
+from typing import Any
+
+from pmip6.lab.topology import (
+    ACCESS_IF,
+    CN_ADDRESS,
+    CN_IF,
+    CN_LINK,
+    LMAP_ADDRESS,
+    LMAP_CN_ADDRESS,
+    LMAP_CN_IF,
+    MS_IF,
+    RUN_ROOT,
+    UPLINK_IF,
+    VIRTUAL_MAC,
+    Topology,
+    mpa_address,
+)
+from pmip6.runtime.control import request
+
+STATE_FILE = "lab.json"
+
+# What the MS's kernel is told. accept_ra/autoconf/forwarding make it an
+# ordinary host whatever the namespace defaults are. The two timers are lower
+# than the kernel's defaults (delay 1 s, interval 4 s) only so that a first
+# attach that races the daemons' start-up recovers in a second, not four.
+MS_SYSCTLS = {
+    "accept_ra": 1,
+    "autoconf": 1,
+    "forwarding": 0,
+    "router_solicitation_delay": 0,
+    "router_solicitation_interval": 1,
+}
+
+DAEMON_START_TIMEOUT = 15.0
+
+
+class LabError(RuntimeError):
+    """A lab step failed; the message says which and why."""
+
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def ip(*args: str, ns: str | None = None, check: bool = True) -> str:
+    """Run iproute2 (``ip -n NS ...`` when ``ns``); return its stdout."""
+    cmd = ["ip", *(["-n", ns] if ns else []), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise LabError(f"`{' '.join(cmd)}` failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def netns_list() -> set[str]:
+    out = ip("-j", "netns", "list", check=False).strip()
+    if not out:
+        return set()
+    return {entry["name"] for entry in json.loads(out)}
+
+
+def sysctl(ns: str, **values: int | str) -> None:
+    """Set sysctls in ``ns``; keys use ``__`` for ``/`` separated names' dots."""
+    args = [f"{k}={v}" for k, v in values.items()]
+    cmd = ["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise LabError(f"sysctl in {ns} failed: {proc.stderr.strip()}")
+
+
+def pid_alive(pid: int) -> bool:
+    """True when ``pid`` runs (a zombie does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class Lab:
+    """One lab; ``Lab.create(topo)`` then ``up()``, or ``Lab.open(name)``."""
+
+    def __init__(self, topo: Topology, state: dict[str, Any]) -> None:
+        self.topo = topo
+        self.state = state
+
+    # --- life cycle -------------------------------------------------------
+
+    @classmethod
+    def create(cls, topo: Topology) -> Lab:
+        """A lab not built yet; refuses when one of that name exists."""
+        reasons = cls.exists(topo.name, topo)
+        if reasons:
+            raise LabError(
+                f"a lab named {topo.name!r} exists ({'; '.join(reasons)}): "
+                f"take it down with `pmip6 lab down --name {topo.name}` "
+                "or choose another --name"
+            )
+        state: dict[str, Any] = {
+            "topology": topo.to_dict(),
+            "namespaces": [],
+            "pids": {},
+            "at": {s.name: s.at for s in topo.stations},
+            "attached": {s.name: False for s in topo.stations},
+            "created": time.time(),
+        }
+        return cls(topo, state)
+
+    @classmethod
+    def open(cls, name: str) -> Lab:
+        path = RUN_ROOT / name / STATE_FILE
+        try:
+            state = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise LabError(f"no lab named {name!r} ({path} does not exist)") from None
+        topo = Topology.from_dict(state["topology"])
+        return cls(topo, state)
+
+    @staticmethod
+    def exists(name: str, topo: Topology | None = None) -> list[str]:
+        """Why a lab called ``name`` counts as existing (empty: it does not)."""
+        reasons = []
+        if (RUN_ROOT / name / STATE_FILE).exists():
+            reasons.append(f"{RUN_ROOT / name / STATE_FILE} exists")
+        if topo is not None:
+            present = sorted(set(topo.namespaces) & netns_list())
+            if present:
+                reasons.append(f"namespaces {', '.join(present)} exist")
+        return reasons
+
+    def save(self) -> None:
+        path = self.topo.run_dir / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state, indent=2))
+        os.replace(tmp, path)
+
+    def up(self, attach: bool = True, daemons: bool = True, say: Say = _quiet) -> None:
+        """Build namespaces and links, start the daemons, attach the stations.
+
+        On any failure or interrupt everything built so far is removed.
+        """
+        try:
+            self._build(say)
+            if daemons:
+                self.start_daemons(say)
+            if attach:
+                for s in self.topo.stations:
+                    self.attach(s.name)
+                    say(f"{s.name} ({s.mac}) attached at {s.at}")
+        except BaseException:
+            say("failed: removing what was built")
+            self.down()
+            raise
+
+    def down(self, say: Say = _quiet) -> list[str]:
+        """Stop daemons, kill what runs in the lab's namespaces, delete them.
+
+        Returns the problems met (empty when all went away); never raises for
+        things already gone, so it can run on a half-built lab.
+        """
+        problems: list[str] = []
+        self.stop_daemons(problems)
+        present = netns_list()
+        # every namespace the lab may have created: recorded, or planned
+        names = list(dict.fromkeys(self.state["namespaces"] + self.topo.namespaces))
+        for ns in reversed(names):
+            if ns not in present:
+                continue
+            self._kill_namespace_processes(ns)
+            out = subprocess.run(
+                ["ip", "netns", "del", ns], capture_output=True, text=True, check=False
+            )
+            if out.returncode != 0:
+                problems.append(f"deleting {ns}: {out.stderr.strip()}")
+            else:
+                say(f"deleted namespace {ns}")
+        shutil.rmtree(self.topo.run_dir, ignore_errors=True)
+        return problems
+
+    # --- building ---------------------------------------------------------
+
+    def _netns_add(self, node: str) -> str:
+        ns = self.topo.ns(node)
+        ip("netns", "add", ns)
+        self.state["namespaces"].append(ns)
+        self.save()
+        ip("link", "set", "lo", "up", ns=ns)
+        return ns
+
+    def _build(self, say: Say) -> None:
+        topo = self.topo
+        topo.run_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(topo.run_dir, 0o700)
+        self.save()
+
+        # transport: a bridge in its own namespace, like a switch
+        tr = self._netns_add("tr")
+        _bridge(tr, ACCESS_IF)
+
+        # CN and LMAP, CN link 2001:db8:ffff::/64
+        cn = self._netns_add("cn")
+        lmap = self._netns_add("lmap")
+        ip("link", "add", LMAP_CN_IF, "type", "veth", "peer", "name", CN_IF,
+           "netns", cn, ns=lmap)  # fmt: skip
+        plen = CN_LINK.prefixlen
+        _addr(cn, CN_IF, f"{CN_ADDRESS}/{plen}")
+        ip("-6", "route", "add", "default", "via", str(LMAP_CN_ADDRESS), ns=cn)
+        _addr(lmap, LMAP_CN_IF, f"{LMAP_CN_ADDRESS}/{plen}")
+        _uplink(lmap, tr, "lmap", f"{LMAP_ADDRESS}/64")
+        sysctl(lmap, **{"net.ipv6.conf.all.forwarding": 1})
+        say(f"{cn}: CN {CN_ADDRESS}; {lmap}: LMAP {LMAP_ADDRESS}")
+
+        # MPAs: uplink to the transport bridge, a bridge as base station
+        for mpa in topo.mpa_names:
+            ns = self._netns_add(mpa)
+            k = topo.mpa_index(mpa)
+            _uplink(ns, tr, mpa, f"{mpa_address(k)}/64")
+            _bridge(ns, ACCESS_IF, address=VIRTUAL_MAC)
+            sysctl(
+                ns,
+                **{
+                    "net.ipv6.conf.all.forwarding": 1,
+                    f"net.ipv6.conf.{ACCESS_IF}.accept_ra": 0,
+                },
+            )
+            say(f"{ns}: MPA {mpa_address(k)}, base station bridge {ACCESS_IF}")
+
+        # stations: the MS end is configured, its peer waits (down) at its MPA
+        for s in topo.stations:
+            ns = self._netns_add(s.name)
+            mpa_ns = topo.ns(s.at)
+            ip("link", "add", MS_IF, "address", s.mac, "type", "veth", "peer",
+               "name", s.peer, "netns", mpa_ns, ns=ns)  # fmt: skip
+            sysctl(
+                ns,
+                **{"net.ipv6.conf.all.forwarding": 0},
+                **{f"net.ipv6.conf.{MS_IF}.{k}": v for k, v in MS_SYSCTLS.items()},
+            )
+            ip("link", "set", MS_IF, "up", ns=ns)
+            say(f"{ns}: MS {s.mac} ({'known' if s.known else 'unknown'} to AAA)")
+
+        # generated configs
+        d = topo.run_dir
+        (d / "lmap.toml").write_text(topo.lmap_config())
+        (d / "profiles.toml").write_text(topo.profiles())
+        for mpa in topo.mpa_names:
+            (d / f"{mpa}.toml").write_text(topo.mpa_config(mpa))
+
+    # --- daemons ----------------------------------------------------------
+
+    def daemon_names(self) -> list[str]:
+        return ["lmap", *self.topo.mpa_names]
+
+    def socket(self, daemon: str) -> str:
+        return str(self.topo.run_dir / f"{daemon}.sock")
+
+    def log_path(self, daemon: str) -> Path:
+        return self.topo.run_dir / f"{daemon}.log"
+
+    def start_daemons(self, say: Say = _quiet) -> None:
+        for daemon in self.daemon_names():
+            self.start_daemon(daemon)
+            say(f"started {daemon} daemon (pid {self.state['pids'][daemon]})")
+        for daemon in self.daemon_names():
+            self.wait_daemon(daemon)
+
+    def start_daemon(self, daemon: str) -> int:
+        kind = "lmap" if daemon == "lmap" else "mpa"
+        config = self.topo.run_dir / f"{daemon}.toml"
+        cmd = ["ip", "netns", "exec", self.topo.ns(daemon), sys.executable,
+               "-m", "pmip6", kind, "--config", str(config)]  # fmt: skip
+        with open(self.log_path(daemon), "ab") as log:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.topo.run_dir,
+                start_new_session=True,
+            )
+        self.state["pids"][daemon] = proc.pid
+        self.save()
+        return proc.pid
+
+    def wait_daemon(self, daemon: str, timeout: float = DAEMON_START_TIMEOUT) -> None:
+        """Wait until the daemon answers on its control socket."""
+        pid = self.state["pids"][daemon]
+        deadline = time.monotonic() + timeout
+        while True:
+            if not pid_alive(pid):
+                raise LabError(
+                    f"the {daemon} daemon exited at start-up; its log "
+                    f"({self.log_path(daemon)}) ends with:\n{self.log_tail(daemon)}"
+                )
+            try:
+                request(self.socket(daemon), "status", timeout=1.0)
+                return
+            except (ConnectionError, OSError, RuntimeError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise LabError(
+                    f"the {daemon} daemon does not answer on {self.socket(daemon)} "
+                    f"after {timeout:.0f} s; its log ends with:\n"
+                    f"{self.log_tail(daemon)}"
+                )
+            time.sleep(0.05)
+
+    def log_tail(self, daemon: str, lines: int = 15) -> str:
+        try:
+            text = self.log_path(daemon).read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+    def daemon_alive(self, daemon: str) -> bool:
+        pid = self.state["pids"].get(daemon)
+        return pid is not None and pid_alive(pid) and self._is_ours(pid)
+
+    def _is_ours(self, pid: int) -> bool:
+        return str(self.topo.run_dir) in _cmdline(pid)
+
+    def stop_daemons(self, problems: list[str] | None = None) -> None:
+        pids = {
+            d: pid
+            for d, pid in self.state["pids"].items()
+            if pid_alive(pid) and self._is_ours(pid)
+        }
+        for pid in pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5.0
+        for daemon, pid in pids.items():
+            while pid_alive(pid) and time.monotonic() < deadline:
+                _reap(pid)
+                time.sleep(0.02)
+            if pid_alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                if problems is not None:
+                    problems.append(f"{daemon} (pid {pid}) ignored SIGTERM; killed")
+            _reap(pid)
+
+    def _kill_namespace_processes(self, ns: str) -> None:
+        out = subprocess.run(
+            ["ip", "netns", "pids", ns], capture_output=True, text=True, check=False
+        ).stdout
+        for word in out.split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(word), signal.SIGKILL)
+                _reap(int(word))
+
+    # --- stations ---------------------------------------------------------
+
+    def attach(self, ms: str) -> None:
+        """Put the MS's peer end in its MPA's bridge and bring it up."""
+        s = self.topo.station(ms)
+        ns = self.topo.ns(self.state["at"][ms])
+        ip("link", "set", s.peer, "master", ACCESS_IF, "up", ns=ns)
+        self.state["attached"][ms] = True
+        self.save()
+
+    def detach(self, ms: str) -> None:
+        """Take the MS's peer end out of the bridge, down: the MS loses carrier."""
+        s = self.topo.station(ms)
+        ns = self.topo.ns(self.state["at"][ms])
+        ip("link", "set", s.peer, "down", ns=ns)
+        ip("link", "set", s.peer, "nomaster", ns=ns)
+        self.state["attached"][ms] = False
+        self.save()
+
+    def move(self, ms: str, mpa: str) -> tuple[float, float]:
+        """Hand ``ms`` over to ``mpa``; returns (wall clock at start, seconds)."""
+        s = self.topo.station(ms)
+        self.topo.mpa_index(mpa)
+        old = self.state["at"][ms]
+        if old == mpa:
+            raise LabError(f"{ms} is at {mpa} already")
+        start = time.time()
+        t0 = time.perf_counter()
+        ip("link", "set", "dev", s.peer, "netns", self.topo.ns(mpa),
+           ns=self.topo.ns(old))  # fmt: skip
+        self.state["at"][ms] = mpa
+        ip("link", "set", s.peer, "master", ACCESS_IF, "up", ns=self.topo.ns(mpa))
+        took = time.perf_counter() - t0
+        self.state["attached"][ms] = True
+        self.save()
+        return start, took
+
+    def global_addresses(self, ms: str) -> list[dict[str, Any]]:
+        """The MS's global addresses as ``ip -j`` reports them."""
+        out = ip("-j", "-6", "addr", "show", "dev", MS_IF, "scope", "global",
+                 ns=self.topo.ns(ms), check=False)  # fmt: skip
+        if not out.strip():
+            return []
+        entries = json.loads(out)
+        return [a for e in entries for a in e.get("addr_info", [])]
+
+    def loa(self, ms: str) -> IPv6Address | None:
+        """The MS's usable (not tentative) address inside its LNP, if any."""
+        lnp = self.topo.station(ms).lnp
+        for a in self.global_addresses(ms):
+            addr = IPv6Address(a["local"])
+            if addr in lnp and not a.get("tentative") and not a.get("dadfailed"):
+                return addr
+        return None
+
+    # --- commands in nodes --------------------------------------------------
+
+    def command(self, node: str, cmd: Sequence[str]) -> list[str]:
+        if self.topo.ns(node) not in self.state["namespaces"]:
+            known = ", ".join(self.topo.nodes)
+            raise LabError(f"no node {node!r} in lab {self.topo.name} ({known})")
+        return ["ip", "netns", "exec", self.topo.ns(node), *cmd]
+
+    def run(
+        self, node: str, cmd: Sequence[str], **kw: Any
+    ) -> subprocess.CompletedProcess[str]:
+        kw.setdefault("capture_output", True)
+        return subprocess.run(self.command(node, cmd), text=True, check=False, **kw)
+
+    def popen(self, node: str, cmd: Sequence[str], **kw: Any) -> subprocess.Popen[str]:
+        return subprocess.Popen(self.command(node, cmd), text=True, **kw)
+
+    def ping(self, node: str, address: IPv6Address, count: int = 3) -> bool:
+        out = self.run(node, ["ping", "-6", "-n", "-q", "-c", str(count), "-i",
+                              "0.2", "-W", "1", str(address)])  # fmt: skip
+        return out.returncode == 0
+
+    # --- what the daemons hold ----------------------------------------------
+
+    def bindings(self) -> list[dict[str, Any]]:
+        result = request(self.socket("lmap"), "bindings", timeout=2.0)
+        return list(result)
+
+    def visitors(self, mpa: str) -> list[dict[str, Any]]:
+        result = request(self.socket(mpa), "visitors", timeout=2.0)
+        return list(result)
+
+    def all_visitors(self) -> dict[str, list[dict[str, Any]]]:
+        return {mpa: self.visitors(mpa) for mpa in self.topo.mpa_names}
+
+    def status(self) -> dict[str, Any]:
+        present = netns_list()
+        report: dict[str, Any] = {
+            "name": self.topo.name,
+            "run_dir": str(self.topo.run_dir),
+            "namespaces": {ns: ns in present for ns in self.topo.namespaces},
+            "daemons": {
+                d: {"pid": self.state["pids"].get(d), "alive": self.daemon_alive(d)}
+                for d in self.daemon_names()
+            },
+            "stations": {},
+        }
+        for s in self.topo.stations:
+            addrs = (
+                [a["local"] for a in self.global_addresses(s.name)]
+                if self.topo.ns(s.name) in present
+                else []
+            )
+            report["stations"][s.name] = {
+                "mac": s.mac,
+                "nai": s.nai,
+                "known": s.known,
+                "at": self.state["at"][s.name],
+                "attached": self.state["attached"][s.name],
+                "addresses": addrs,
+            }
+        try:
+            report["bindings"] = self.bindings()
+        except (ConnectionError, OSError, RuntimeError, ValueError) as exc:
+            report["bindings"] = f"unavailable: {exc}"
+        report["visitors"] = {}
+        for mpa in self.topo.mpa_names:
+            try:
+                report["visitors"][mpa] = self.visitors(mpa)
+            except (ConnectionError, OSError, RuntimeError, ValueError) as exc:
+                report["visitors"][mpa] = f"unavailable: {exc}"
+        return report
+
+
+def _reap(pid: int) -> None:
+    """Collect a child's exit status so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _addr(ns: str, dev: str, cidr: str) -> None:
+    # nodad: the lab's fixed addresses are unique by construction
+    ip("-6", "addr", "add", cidr, "dev", dev, "nodad", ns=ns)
+    ip("link", "set", dev, "up", ns=ns)
+
+
+def _bridge(ns: str, name: str, address: str | None = None) -> None:
+    # no STP, no forwarding delay: a port forwards the moment it is up; no
+    # multicast snooping, so RS, DAD NS and MLD always reach the MPA
+    extra = ["address", address] if address else []
+    ip("link", "add", name, *extra, "type", "bridge", "stp_state", "0",
+       "forward_delay", "0", "mcast_snooping", "0", ns=ns)  # fmt: skip
+    ip("link", "set", name, "up", ns=ns)
+
+
+def _uplink(ns: str, tr: str, port: str, cidr: str) -> None:
+    ip("link", "add", UPLINK_IF, "type", "veth", "peer", "name", port,
+       "netns", tr, ns=ns)  # fmt: skip
+    ip("link", "set", port, "master", ACCESS_IF, "up", ns=tr)
+    _addr(ns, UPLINK_IF, cidr)
