@@ -206,9 +206,9 @@ def test_runs_in_a_namespace_on_the_standard_port(tmp_path: Path) -> None:
             ["ip", "-n", netns, "link", "set", "lo", "up"], check=True, timeout=10
         )
         with FreeRadius(tmp_path, [PLAIN], SECRET, listen_address="::1", netns=netns):
+            command = ["ip", "netns", "exec", netns, sys.executable, "-c"]
             out = subprocess.run(
-                ["ip", "netns", "exec", netns, sys.executable, "-c", _NETNS_CLIENT]
-                + [PLAIN.mac],
+                [*command, _NETNS_CLIENT, PLAIN.mac],
                 capture_output=True,
                 text=True,
                 timeout=20,
