@@ -211,14 +211,23 @@ class Batcher:
         return results
 
     def dump_routes(self, table: int) -> Iterable[tuple[IPv6Network, int, bytes]]:
-        """(target, protocol, raw RTA_ENCAP payload or b"") of every IPv6 route.
+        """(target, protocol, raw RTA_ENCAP payload or b"") of IPv6 routes in
+        ``table``."""
+        for target, proto, encap, _table in self.dump_all(table):
+            yield target, proto, encap
+
+    def dump_all(
+        self, table: int | None = None
+    ) -> Iterable[tuple[IPv6Network, int, bytes, int]]:
+        """(target, protocol, RTA_ENCAP payload or b"", table) of IPv6 routes.
 
         Parsing only what reconcile needs is much faster than pyroute2's
         generic decoder on 100k routes.
         """
         self.seq += 1
         req = _RTMSG.pack(socket.AF_INET6, 0, 0, 0, 0, 0, 0, 0, 0)
-        req += _rta(RTA_TABLE, struct.pack("=I", table))
+        if table is not None:
+            req += _rta(RTA_TABLE, struct.pack("=I", table))
         hdr = _NLMSGHDR.pack(
             _NLMSGHDR.size + len(req),
             RTM_GETROUTE,
@@ -246,8 +255,8 @@ class Batcher:
 
 
 def _parse_route(
-    data: bytes, off: int, end: int, table: int
-) -> tuple[IPv6Network, int, bytes] | None:
+    data: bytes, off: int, end: int, table: int | None
+) -> tuple[IPv6Network, int, bytes, int] | None:
     family, dst_len, _s, _t, rtm_table, proto, _sc, _ty, _fl = _RTMSG.unpack_from(
         data, off
     )
@@ -270,9 +279,9 @@ def _parse_route(
         elif kind == RTA_ENCAP:
             encap = payload
         off += (length + 3) & ~3
-    if real_table != table:
+    if table is not None and real_table != table:
         return None
-    return IPv6Network((dst, dst_len)), proto, encap
+    return IPv6Network((dst, dst_len)), proto, encap, real_table
 
 
 def seg6_segment(encap: bytes) -> IPv6Address | None:

@@ -199,11 +199,13 @@ class KernelDataPlane(DataPlane):
     def remove_all(self) -> None:
         """Delete every route and rule of ours; put the local rule back."""
         # batched: after a restart with keep=True there may be 100k routes
-        tables = [RT_TABLE_MAIN, TABLE_DECAP, *self.uplink_tables()]
         with self.inside(), fastpath.Batcher() as b:
-            for table in tables:
-                targets = [t for t, p, _ in b.dump_routes(table) if p == PROTO]
-                b.run_retrying([fastpath.route_del(t, table, PROTO) for t in targets])
+            doomed = [
+                fastpath.route_del(t, table, PROTO)
+                for t, proto, _, table in b.dump_all()
+                if proto == PROTO
+            ]
+            b.run_retrying(doomed)
         self.restore_local_rule()
         for r in self.our_rules():
             self.del_rule(r)

@@ -117,8 +117,6 @@ class Seg6DataPlane(KernelDataPlane):
         self.fast = fast
         self._owns: set[IPv6Address] = set()
         self._saved_tunsrc: str | None = None
-        # uplink tables created by us whose rule is not in place yet
-        self._tables_cache: set[int] = set()
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -329,17 +327,16 @@ class Seg6DataPlane(KernelDataPlane):
     def _uplink_tables(self) -> dict[IPv6Address, int]:
         """LMAP -> table of its uplink default route, as the kernel holds them."""
         found: dict[IPv6Address, int] = {}
-        for table in range(TABLE_UPLINK_FIRST, TABLE_UPLINK_LAST + 1):
-            if table not in self._candidate_tables():
-                continue
-            for r in self.our_routes(table):
-                seg = route_segment(r)
-                if seg is not None and r["dst_len"] == 0:
+        with self.inside(), fastpath.Batcher() as b:
+            for target, proto, encap, table in b.dump_all():
+                if (
+                    proto == PROTO
+                    and TABLE_UPLINK_FIRST <= table <= TABLE_UPLINK_LAST
+                    and target.prefixlen == 0
+                    and (seg := fastpath.seg6_segment(encap)) is not None
+                ):
                     found[seg] = table
         return found
-
-    def _candidate_tables(self) -> set[int]:
-        return set(self.uplink_tables()) | set(self._tables_cache)
 
     def _uplink_table(self, lmap: IPv6Address) -> int:
         tables = self._uplink_tables()
@@ -358,7 +355,6 @@ class Seg6DataPlane(KernelDataPlane):
             raise DataPlaneError("out of uplink tables (255 LMAPs)")
         if self.mpa_uplink is None:
             raise DataPlaneError("mpa_setup has not been called")
-        self._tables_cache = self._tables_cache | {table}
         self._encap_route(
             IPv6Network("::/0"), lmap, self.ifindex(self.mpa_uplink), table
         )
@@ -441,7 +437,6 @@ class Seg6DataPlane(KernelDataPlane):
         for table in self._uplink_tables().values():
             if table not in in_use:
                 self._del_route(IPv6Network("::/0"), table)
-                self._tables_cache = self._tables_cache - {table}
 
     def mpa_detach(self, target: IPv6Network) -> None:
         with self._lock:

@@ -36,6 +36,16 @@ _counter = itertools.count(1)
 _libc: Any = None
 
 
+class NetnsCommandError(subprocess.CalledProcessError):
+    """A command in a namespace failed; the message includes its stderr."""
+
+    def __init__(self, proc: subprocess.CompletedProcess[str]) -> None:
+        super().__init__(proc.returncode, proc.args, proc.stdout, proc.stderr)
+
+    def __str__(self) -> str:
+        return f"{' '.join(self.cmd)}: exit {self.returncode}: {self.stderr.strip()}"
+
+
 def _setns(fd: int) -> None:
     global _libc
     if _libc is None:
@@ -81,9 +91,7 @@ class Namespace:
         cmd = ["ip", "netns", "exec", self.name, *argv]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
-            raise subprocess.CalledProcessError(
-                proc.returncode, cmd, proc.stdout, proc.stderr
-            )
+            raise NetnsCommandError(proc)
         return proc
 
     def ok(self, *argv: str, timeout: float = 30.0) -> bool:

@@ -1,0 +1,380 @@
+"""The seg6 backend forwards real traffic between namespaces.
+
+Topology (all in throwaway namespaces)::
+
+    CN --cn0-- LMAP [br: fd00::1] --p1-- MPA1 (fd00::11) --acc1-- MS
+                               \\--p2-- MPA2 (fd00::12)
+
+The MS is a plain namespace holding the LoA, with a default route via the
+MPA's access link-local address fe80::1.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from ipaddress import IPv6Address, IPv6Network
+from typing import Any
+
+import pytest
+from pyroute2.netlink.exceptions import NetlinkError
+
+from pmip6.dataplane import DataPlaneError, create
+from pmip6.dataplane import kernel as kernel_mod
+from pmip6.dataplane.kernel import PROTO, retry_enomem
+from pmip6.dataplane.seg6 import Seg6DataPlane
+from pmip6.lab.netns import Lab, Namespace, addr_nodad
+
+LMAP = IPv6Address("fd00::1")
+MPA1 = IPv6Address("fd00::11")
+MPA2 = IPv6Address("fd00::12")
+CN = "2001:db8:ffff::2"
+LOA = IPv6Network("2001:db8:1:1::10/128")
+MS = str(LOA.network_address)
+
+
+class Topo:
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.cn = lab.add("cn")
+        self.lmap = lab.add("lmap")
+        self.mpa1 = lab.add("mpa1")
+        self.mpa2 = lab.add("mpa2")
+        self.ms = lab.add("ms")
+
+        lab.veth(self.cn, "eth0", self.lmap, "cn0")
+        addr_nodad(self.cn, "eth0", f"{CN}/64")
+        addr_nodad(self.lmap, "cn0", "2001:db8:ffff::1/64")
+        self.cn.run("ip", "-6", "route", "add", "default", "via", "2001:db8:ffff::1")
+
+        # transport: a bridge in the LMAP namespace, one port per MPA
+        self.lmap.run("ip", "link", "add", "tbr", "type", "bridge")
+        self.lmap.run("ip", "link", "set", "tbr", "up")
+        addr_nodad(self.lmap, "tbr", f"{LMAP}/64")
+        for i, mpa, addr in ((1, self.mpa1, MPA1), (2, self.mpa2, MPA2)):
+            lab.veth(self.lmap, f"p{i}", mpa, "up0")
+            self.lmap.run("ip", "link", "set", f"p{i}", "master", "tbr")
+            addr_nodad(mpa, "up0", f"{addr}/64")
+
+        lab.veth(self.ms, "eth0", self.mpa1, "acc")
+        self.access_up(self.mpa1)
+        self.ms.run("ip", "-6", "addr", "add", f"{MS}/128", "dev", "eth0", "nodad")
+        self.ms.run(
+            "ip", "-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0"
+        )
+
+    @staticmethod
+    def access_up(mpa: Namespace) -> None:
+        mpa.run("ip", "link", "set", "acc", "up")
+        addr_nodad(mpa, "acc", "fe80::1/64")
+
+    def roam_to_mpa2(self) -> None:
+        """Move the MS's access link from MPA1 to MPA2 (a handover)."""
+        self.mpa1.run("ip", "link", "set", "acc", "netns", self.mpa2.name)
+        self.access_up(self.mpa2)
+
+
+def ping(src: Namespace, dst: str, tries: int = 3) -> bool:
+    return any(
+        src.ok("ping", "-6", "-c1", "-W1", dst, timeout=10) for _ in range(tries)
+    )
+
+
+def ours(ns: Namespace) -> tuple[str, str]:
+    routes = ns.run("ip", "-6", "route", "show", "table", "all", "proto", str(PROTO))
+    rules = ns.run("ip", "-6", "rule", "show").stdout.splitlines()
+    mine = "\n".join(r for r in rules if f"proto {PROTO}" in r)
+    return routes.stdout.strip(), mine
+
+
+@pytest.fixture
+def topo() -> Iterator[Topo]:
+    with Lab("pm-dp-") as lab:
+        yield Topo(lab)
+
+
+def started(ns: Namespace, **kw: Any) -> Seg6DataPlane:
+    dp = create("seg6", netns=ns.name, **kw)
+    assert isinstance(dp, Seg6DataPlane)
+    dp.start()
+    return dp
+
+
+@pytest.mark.root
+def test_traffic_bind_unbind_move_and_cleanup(topo: Topo) -> None:
+    lmap = started(topo.lmap)
+    mpa1 = started(topo.mpa1)
+    mpa2 = started(topo.mpa2)
+    try:
+        lmap.lmap_setup(LMAP, "tbr")
+        mpa1.mpa_setup(MPA1, "up0")
+        mpa2.mpa_setup(MPA2, "up0")
+
+        # nothing is programmed yet: neither direction gets through
+        assert not ping(topo.cn, MS, tries=1)
+        assert not ping(topo.ms, CN, tries=1)
+
+        lmap.lmap_bind(LOA, MPA1)
+        mpa1.mpa_attach(LOA, "acc", LMAP)
+        lmap.lmap_bind(LOA, MPA1)  # idempotent
+        mpa1.mpa_attach(LOA, "acc", LMAP)
+        assert ping(topo.cn, MS)
+        assert ping(topo.ms, CN)
+
+        lmap.lmap_unbind(LOA)
+        mpa1.mpa_detach(LOA)
+        assert not ping(topo.cn, MS, tries=1)
+        assert not ping(topo.ms, CN, tries=1)
+
+        # handover: bind at MPA1 again, then move to MPA2
+        lmap.lmap_bind(LOA, MPA1)
+        mpa1.mpa_attach(LOA, "acc", LMAP)
+        assert ping(topo.cn, MS)
+        topo.roam_to_mpa2()
+        mpa2.mpa_attach(LOA, "acc", LMAP)
+        lmap.lmap_bind(LOA, MPA2)
+        mpa1.mpa_detach(LOA)
+        assert ping(topo.cn, MS)
+        assert ping(topo.ms, CN)
+        assert lmap.lmap_current() == {LOA: MPA2}
+        assert mpa2.mpa_current() == {LOA: ("acc", LMAP)}
+        assert mpa1.mpa_current() == {}
+    finally:
+        for dp in (lmap, mpa1, mpa2):
+            dp.stop()
+
+    for ns in (topo.lmap, topo.mpa1, topo.mpa2):
+        assert ours(ns) == ("", "")
+        rules = ns.run("ip", "-6", "rule").stdout
+        assert "0:\tfrom all lookup local" in rules
+        assert ns.run("ip", "sr", "tunsrc", "show").stdout.split()[-1] == "::"
+        forwarding = ns.run("sysctl", "-n", "net.ipv6.conf.all.forwarding")
+        assert forwarding.stdout == "0\n"
+    assert not ping(topo.cn, MS, tries=1)
+
+
+def _ipv6_frames(ns: Namespace, ifname: str, stop: threading.Event) -> list[bytes]:
+    """Frames seen on ``ifname``, both directions, until ``stop``.
+
+    ETH_P_ALL: a socket bound to one ethertype sees only incoming frames.
+    """
+    frames: list[bytes] = []
+    with ns.entered():
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    try:
+        s.bind((ifname, 0))
+        s.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                frames.append(s.recv(65535))
+            except TimeoutError:
+                continue
+    finally:
+        s.close()
+    return frames
+
+
+@pytest.mark.root
+def test_wire_is_plain_ipv6_in_ipv6(topo: Topo) -> None:
+    """RFC 2473 on the transport link: outer next header 41, no routing header."""
+    lmap = started(topo.lmap)
+    mpa1 = started(topo.mpa1)
+    try:
+        lmap.lmap_setup(LMAP, "tbr")
+        mpa1.mpa_setup(MPA1, "up0")
+        lmap.lmap_bind(LOA, MPA1)
+        mpa1.mpa_attach(LOA, "acc", LMAP)
+
+        stop = threading.Event()
+        box: dict[str, list[bytes]] = {}
+        t = threading.Thread(
+            target=lambda: box.setdefault(
+                "frames", _ipv6_frames(topo.mpa1, "up0", stop)
+            )
+        )
+        t.start()
+        time.sleep(0.3)
+        assert ping(topo.cn, MS)
+        stop.set()
+        t.join()
+    finally:
+        lmap.stop()
+        mpa1.stop()
+
+    tunnelled = []
+    for f in box["frames"]:
+        if f[12:14] != b"\x86\xdd":
+            continue
+        ip6 = f[14:]
+        outer_nh = ip6[6]
+        src, dst = IPv6Address(ip6[8:24]), IPv6Address(ip6[24:40])
+        if {src, dst} == {LMAP, MPA1} and outer_nh != 58:
+            tunnelled.append((outer_nh, src, dst, ip6[40:]))
+    assert tunnelled, "no tunnelled packet seen on the transport link"
+    directions = set()
+    for outer_nh, src, dst, inner in tunnelled:
+        assert outer_nh == 41  # 43 would be a routing header (plain "encap")
+        assert inner[0] >> 4 == 6
+        inner_src, inner_dst = IPv6Address(inner[8:24]), IPv6Address(inner[24:40])
+        assert {str(inner_src), str(inner_dst)} == {CN, MS}
+        assert inner[6] == 58  # the ICMPv6 echo itself
+        directions.add((src, dst))
+    assert directions == {(LMAP, MPA1), (MPA1, LMAP)}
+
+
+def _routes_text(ns: Namespace) -> list[str]:
+    out = ns.run("ip", "-6", "-d", "route", "show", "proto", str(PROTO)).stdout
+    return sorted(line.strip() for line in out.splitlines())
+
+
+@pytest.mark.root
+def test_fast_path_installs_what_pyroute2_installs() -> None:
+    with Lab("pm-dp-") as lab:
+        ns = lab.add("fast")
+        ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+        ns.run("ip", "link", "set", "up0", "up")
+        addr_nodad(ns, "up0", f"{LMAP}/64")
+        want = {
+            IPv6Network(f"2001:db8:1:{i:x}::10/128"): IPv6Address(f"fd00::{i % 7 + 11}")
+            for i in range(300)
+        }
+        want[IPv6Network("2001:db8:2::/64")] = MPA2
+
+        slow = started(ns, fast=False)
+        slow.lmap_setup(LMAP, "up0")
+        slow.lmap_reconcile(want)
+        reference = _routes_text(ns)
+        assert len(reference) == len(want)
+        assert slow.lmap_current() == want
+        slow.stop()
+        assert _routes_text(ns) == []
+
+        fast = started(ns, fast=True)
+        fast.lmap_setup(LMAP, "up0")
+        fast.lmap_reconcile(want)
+        assert _routes_text(ns) == reference
+        assert fast.lmap_current() == want
+
+        # the pyroute2 and the fast dump agree too
+        fast.fast = False
+        assert fast.lmap_current() == want
+        fast.fast = True
+
+        # reconcile removes what is no longer wanted and moves what changed
+        smaller = dict(list(want.items())[:100])
+        smaller[LOA] = MPA2
+        fast.lmap_reconcile(smaller)
+        assert fast.lmap_current() == smaller
+        fast.stop()
+        assert _routes_text(ns) == []
+        assert "mode encap.red" in reference[0]
+
+
+@pytest.mark.root
+def test_keep_across_restart_then_reconcile() -> None:
+    with Lab("pm-dp-") as lab:
+        ns = lab.add("keep")
+        ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+        ns.run("ip", "link", "add", "acc", "type", "veth", "peer", "name", "acc1")
+        ns.run("ip", "link", "set", "up0", "up")
+        ns.run("ip", "link", "set", "acc", "up")
+        addr_nodad(ns, "up0", f"{MPA1}/64")
+        other = IPv6Network("2001:db8:1:2::/64")
+
+        dp = started(ns)
+        dp.mpa_setup(MPA1, "up0")
+        dp.mpa_attach(LOA, "acc", LMAP)
+        dp.mpa_attach(other, "acc", IPv6Address("fd00::2"))
+        dp.stop(keep=True)
+        routes, rules = ours(ns)
+        assert str(LOA.network_address) in routes
+        assert "lookup local proto 155" in rules
+
+        # the next run adopts what it still wants and drops the rest
+        dp = started(ns)
+        assert dp.mpa_current() == {
+            LOA: ("acc", LMAP),
+            other: ("acc", IPv6Address("fd00::2")),
+        }
+        dp.mpa_setup(MPA1, "up0")
+        dp.mpa_reconcile({LOA: ("acc", LMAP)})
+        assert dp.mpa_current() == {LOA: ("acc", LMAP)}
+        routes, rules = ours(ns)
+        assert "2001:db8:1:2::" not in routes and "fd00::2" not in routes
+        dp.stop()
+        assert ours(ns) == ("", "")
+        # the value before the first run is unknown to the second: left as is
+        assert ns.run("sysctl", "-n", "net.ipv6.conf.all.forwarding").stdout == "1\n"
+
+
+@pytest.mark.root
+def test_setup_errors_are_clear() -> None:
+    with Lab("pm-dp-") as lab:
+        ns = lab.add("err")
+        dp = started(ns)
+        try:
+            with pytest.raises(DataPlaneError, match="no such interface: nope"):
+                dp.lmap_setup(LMAP, "nope")
+            with pytest.raises(DataPlaneError, match="lmap_setup"):
+                dp.lmap_bind(LOA, MPA1)
+        finally:
+            dp.stop()
+    with pytest.raises(DataPlaneError, match="not started"):
+        Seg6DataPlane().lmap_unbind(LOA)
+
+
+def test_enomem_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kernel_mod, "ENOMEM_FIRST_DELAY", 0.001)
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise NetlinkError(errno.ENOMEM, "Cannot allocate memory")
+        return "done"
+
+    assert retry_enomem(flaky, "test") == "done"
+    assert len(calls) == 3
+
+    def broken() -> None:
+        raise NetlinkError(errno.EINVAL, "Invalid argument")
+
+    with pytest.raises(DataPlaneError, match="Invalid argument"):
+        retry_enomem(broken, "test")
+
+
+@pytest.mark.root
+def test_ip6tnl_where_the_kernel_has_it() -> None:
+    from pmip6.dataplane.ip6tnl import unavailable_reason
+
+    why = unavailable_reason()
+    if why:
+        with pytest.raises(DataPlaneError, match="ip6tnl"):
+            create("ip6tnl")
+        pytest.skip(why)
+    with Lab("pm-dp-") as lab:
+        ns = lab.add("tnl")
+        ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+        ns.run("ip", "link", "set", "up0", "up")
+        addr_nodad(ns, "up0", f"{LMAP}/64")
+        dp = create("ip6tnl", netns=ns.name)
+        dp.start()
+        dp.lmap_setup(LMAP, "up0")
+        dp.lmap_bind(LOA, MPA1)
+        dp.lmap_bind(IPv6Network("2001:db8:1:2::/64"), MPA1)
+        links = ns.run("ip", "-6", "tunnel", "show").stdout
+        assert "remote fd00::11" in links
+        dp.lmap_unbind(LOA)
+        assert "remote fd00::11" in ns.run("ip", "-6", "tunnel", "show").stdout
+        dp.lmap_bind(IPv6Network("2001:db8:1:2::/64"), MPA2)
+        assert "remote fd00::11" not in ns.run("ip", "-6", "tunnel", "show").stdout
+        dp.stop()
+        assert ours(ns) == ("", "")
+
+
+def test_auto_picks_a_kernel_backend() -> None:
+    dp = create("auto")
+    assert dp.name in ("seg6", "ip6tnl")
