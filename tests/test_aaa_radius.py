@@ -175,12 +175,14 @@ class FakeServer(asyncio.DatagramProtocol):
         self.answer = answer
         self.received: list[bytes] = []
         self.transport: Any = None
+        self.peer: Any = None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.received.append(data)
+        self.peer = addr
         request = rp.AuthPacket(packet=data, secret=SECRET, dict=DICT)
         raw = self.answer(request)
         if raw is not None:
@@ -441,3 +443,35 @@ def test_create_aaa_builds_radius() -> None:
 def test_create_aaa_refuses(config: dict[str, Any], message: str) -> None:
     with pytest.raises((ValueError, ImportError), match=message):
         create_aaa(config)
+
+
+@run_async
+async def test_requests_in_flight_are_capped_per_server() -> None:
+    loop = asyncio.get_running_loop()
+    in_flight = 0
+    peak = 0
+    fake: FakeServer
+
+    def answer(request: rp.AuthPacket) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        raw = signed_accept(**GOOD)(request)
+
+        def reply() -> None:
+            nonlocal in_flight
+            in_flight -= 1
+            fake.transport.sendto(raw, fake.peer)
+
+        loop.call_later(0.01, reply)
+        return None
+
+    fake, server = await serve(answer)
+    aaa = RadiusAaa([server], timeout=1.0, retries=0, max_outstanding=3)
+    try:
+        profiles = await asyncio.gather(*(aaa.authenticate(MAC) for _ in range(12)))
+    finally:
+        await aaa.close()
+        fake.transport.close()
+    assert all(profiles)
+    assert peak == 3

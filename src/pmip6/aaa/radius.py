@@ -53,6 +53,8 @@ DICTIONARY_PATH = Path(__file__).with_name("dictionary.pmip6")
 DEFAULT_PORT = 1812
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_RETRIES = 2
+# requests in flight per server
+MAX_OUTSTANDING = 128
 
 # RFC 2865 5.6 and RFC 6572 5.1: Service-Type SHOULD be Login (1)
 SERVICE_TYPE_LOGIN = 1
@@ -167,7 +169,11 @@ class _Channel(asyncio.DatagramProtocol):
     """A connected UDP socket to one server and its outstanding requests."""
 
     def __init__(
-        self, server: RadiusServer, dictionary: Dictionary, require_ma: bool
+        self,
+        server: RadiusServer,
+        dictionary: Dictionary,
+        require_ma: bool,
+        max_outstanding: int,
     ) -> None:
         self.server = server
         self.dictionary = dictionary
@@ -178,8 +184,10 @@ class _Channel(asyncio.DatagramProtocol):
             int, tuple[radius_packet.AuthPacket, asyncio.Future[Any]]
         ] = {}
         self.next_id = int.from_bytes(os.urandom(1), "big")
-        # the Identifier is one octet: at most 256 requests in flight
-        self.slots = asyncio.Semaphore(256)
+        # at most 256 by the one-octet Identifier; fewer so that a wave of
+        # attaches does not overflow the server's socket buffer (FreeRADIUS
+        # drops part of a 500-request burst at Linux's default rmem_max)
+        self.slots = asyncio.Semaphore(max_outstanding)
         # set when a reply failed verification since the last good one
         self.bad_replies = 0
         self.last_bad_reason = ""
@@ -265,6 +273,7 @@ class RadiusAaa(Aaa):
         retries: int = DEFAULT_RETRIES,
         nas_identifier: str | None = None,
         require_message_authenticator: bool = True,
+        max_outstanding: int = MAX_OUTSTANDING,
         dictionary: Dictionary | None = None,
     ) -> None:
         if not servers:
@@ -279,8 +288,12 @@ class RadiusAaa(Aaa):
         # RFC 6572 5.1: one of NAS-IP-Address, NAS-IPv6-Address, NAS-Identifier
         self.nas_identifier = nas_identifier or socket.gethostname()
         self.require_message_authenticator = require_message_authenticator
+        if not 0 < max_outstanding <= 256:
+            raise ValueError(f"max_outstanding must be 1 to 256: {max_outstanding}")
+        self.max_outstanding = max_outstanding
         self.dictionary = dictionary or Dictionary(str(DICTIONARY_PATH))
         self._channels: dict[RadiusServer, _Channel] = {}
+        self._channel_lock = asyncio.Lock()
         self._warned_silent: set[RadiusServer] = set()
 
     @classmethod
@@ -339,12 +352,23 @@ class RadiusAaa(Aaa):
         channel = self._channels.get(server)
         if channel is not None and channel.transport is not None:
             return channel
+        # concurrent first requests must share one socket, not race for it
+        async with self._channel_lock:
+            channel = self._channels.get(server)
+            if channel is not None and channel.transport is not None:
+                return channel
+            return await self._open_channel(server)
+
+    async def _open_channel(self, server: RadiusServer) -> _Channel:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
         try:
             _, channel = await loop.create_datagram_endpoint(
                 lambda: _Channel(
-                    server, self.dictionary, self.require_message_authenticator
+                    server,
+                    self.dictionary,
+                    self.require_message_authenticator,
+                    self.max_outstanding,
                 ),
                 remote_addr=(server.address, server.port),
                 family=family,
