@@ -1,0 +1,718 @@
+"""``pmip6 mpa --config mpa.toml``: the Mobility Proxy Agent daemon.
+
+Glue only. The access link (frames and bridge FDB events) and AAA answers feed
+:class:`pmip6.core.mpa.MpaEngine` with a monotonic clock; Mobility Header
+messages come from a raw protocol-135 socket. The engine's effects are applied
+in order: AAA lookups, MH messages, RA/NA/NS frames on the access link, data
+plane changes, logs. One timer follows the engine's next deadline. The control
+socket answers ``visitors`` and ``status``.
+
+On SIGTERM/SIGINT the daemon removes its forwarding state and control socket
+but does not de-register its visitors: a restarted MPA learns them again from
+the access link, and their bindings at the LMAP stay valid meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address
+from pathlib import Path
+from typing import Any
+
+from pmip6.aaa import Aaa, AaaError, create_aaa
+from pmip6.core.mpa import (
+    AskAaa,
+    Attach,
+    Detach,
+    Effect,
+    LogEvent,
+    MpaEngine,
+    MpaSettings,
+    SendMh,
+    SendNa,
+    SendNs,
+    SendRa,
+)
+from pmip6.dataplane import BACKENDS, DataPlane, DataPlaneError, create
+from pmip6.runtime.access import (
+    AccessInterfaceState,
+    AccessLink,
+    BridgeWatcher,
+    configure_access_interface,
+)
+from pmip6.runtime.control import ControlServer
+from pmip6.runtime.logs import setup_logging
+from pmip6.runtime.mhsock import MobilitySocket
+from pmip6.wire import nd
+from pmip6.wire.errors import Malformed
+from pmip6.wire.mh import (
+    BindingAcknowledgement,
+    BindingUpdate,
+    decode_mh,
+    encode_mh,
+)
+from pmip6.wire.profile import PROFILES, profile_named
+
+HELP = "run the Mobility Proxy Agent daemon"
+
+log = logging.getLogger("pmip6.mpa")
+
+ETH_P_IPV6 = 0x86DD
+PACKET_OUTGOING = 4
+WARN_INTERVAL = 10.0
+
+
+# --- configuration --------------------------------------------------------------
+
+
+class ConfigError(ValueError):
+    """The config file is unusable; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class MpaConfig:
+    address: IPv6Address
+    uplink: str | None
+    access: tuple[str, ...]
+    virtual_mac: str
+    virtual_link_local: IPv6Address
+    lifetime: int
+    pbu_initial_timeout: float
+    absent_timeout: float
+    leave_delay: float
+    router_lifetime: int
+    ra_mtu: int | None
+    profile: str
+    dataplane: str
+    control_socket: str
+    configure_access: bool
+    log_level: str
+    aaa: dict[str, Any] = field(default_factory=dict)
+    base: Path | None = None
+
+    def settings(self) -> MpaSettings:
+        return MpaSettings(
+            address=self.address,
+            lifetime=self.lifetime,
+            pbu_initial_timeout=self.pbu_initial_timeout,
+            absent_timeout=self.absent_timeout,
+            leave_delay=self.leave_delay,
+            router_lifetime=self.router_lifetime,
+            ra_mtu=self.ra_mtu,
+            profile=profile_named(self.profile),
+        )
+
+
+_KEYS = {
+    "address",
+    "uplink",
+    "access",
+    "virtual_mac",
+    "virtual_link_local",
+    "lifetime",
+    "pbu_initial_timeout",
+    "absent_timeout",
+    "leave_delay",
+    "router_lifetime",
+    "ra_mtu",
+    "profile",
+    "dataplane",
+    "control_socket",
+    "configure_access",
+    "log_level",
+}
+
+
+def parse_config(
+    data: dict[str, Any], where: str = "config", base: Path | None = None
+) -> MpaConfig:
+    """Validate the ``[mpa]`` and ``[aaa]`` tables; raise ``ConfigError``."""
+
+    def fail(key: str, why: str) -> ConfigError:
+        return ConfigError(f"{where}: [mpa] {key}: {why}")
+
+    section = data.get("mpa")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: missing [mpa] table")
+    unknown = sorted(set(section) - _KEYS)
+    if unknown:
+        raise fail(unknown[0], f"unknown key (known: {', '.join(sorted(_KEYS))})")
+
+    def text(key: str, default: str | None) -> str:
+        value = section.get(key, default)
+        if value is None:
+            raise fail(key, "required")
+        if not isinstance(value, str) or not value:
+            raise fail(key, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def address(key: str, default: str | None) -> IPv6Address:
+        value = text(key, default)
+        try:
+            return IPv6Address(value)
+        except ValueError:
+            raise fail(key, f"{value!r} is not an IPv6 address") from None
+
+    def number(key: str, default: float, low: float, high: float) -> float:
+        value = section.get(key, default)
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not low <= value <= high
+        ):
+            raise fail(
+                key, f"expected a number from {low:g} to {high:g}, got {value!r}"
+            )
+        return float(value)
+
+    def integer(key: str, default: int, low: int, high: int) -> int:
+        value = section.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise fail(key, f"expected an integer, got {value!r}")
+        if not low <= value <= high:
+            raise fail(key, f"expected {low} to {high}, got {value}")
+        return value
+
+    own = address("address", None)
+    uplink = section.get("uplink")
+    if uplink is not None and (not isinstance(uplink, str) or not uplink):
+        raise fail("uplink", f"expected an interface name, got {uplink!r}")
+
+    access = section.get("access")
+    if access is None:
+        raise fail("access", "required")
+    if isinstance(access, str):
+        access = [access]
+    if (
+        not isinstance(access, list)
+        or not access
+        or not all(isinstance(a, str) and a for a in access)
+    ):
+        raise fail("access", f"expected a list of interface names, got {access!r}")
+
+    vmac_text = text("virtual_mac", "02:00:5e:00:53:01")
+    try:
+        vmac = nd.normalise_mac(vmac_text)
+    except ValueError:
+        raise fail("virtual_mac", f"{vmac_text!r} is not a MAC address") from None
+    if int(vmac[:2], 16) & 1:
+        raise fail("virtual_mac", f"{vmac} is a group address")
+    vll = address("virtual_link_local", "fe80::1")
+    if not vll.is_link_local:
+        raise fail("virtual_link_local", f"{vll} is not a link-local address")
+
+    profile = text("profile", "draft-00")
+    if profile not in PROFILES:
+        raise fail(
+            "profile", f"{profile!r} is not one of {', '.join(sorted(PROFILES))}"
+        )
+    dataplane = text("dataplane", "auto")
+    if dataplane not in BACKENDS:
+        raise fail("dataplane", f"{dataplane!r} is not one of {', '.join(BACKENDS)}")
+
+    ra_mtu = section.get("ra_mtu")
+    if ra_mtu is not None:
+        ra_mtu = integer("ra_mtu", 1280, 1280, 65535)
+
+    configure = section.get("configure_access", True)
+    if not isinstance(configure, bool):
+        raise fail("configure_access", f"expected true or false, got {configure!r}")
+
+    log_level = text("log_level", "info")
+    if not isinstance(logging.getLevelName(log_level.upper()), int):
+        raise fail("log_level", f"{log_level!r} is not debug, info, warning or error")
+
+    control = text("control_socket", "/run/pmip6/mpa.sock")
+    if base is not None and not os.path.isabs(control):
+        control = str(base / control)
+
+    aaa = data.get("aaa")
+    if not isinstance(aaa, dict):
+        raise ConfigError(f'{where}: missing [aaa] table (backend = "file" ...)')
+
+    return MpaConfig(
+        address=own,
+        uplink=uplink,
+        access=tuple(access),
+        virtual_mac=vmac,
+        virtual_link_local=vll,
+        lifetime=integer("lifetime", 300, 4, 262140),
+        pbu_initial_timeout=number("pbu_initial_timeout", 1.0, 0.01, 32.0),
+        absent_timeout=number("absent_timeout", 10.0, 0.1, 86400.0),
+        leave_delay=number("leave_delay", 3.0, 0.0, 3600.0),
+        router_lifetime=integer("router_lifetime", 1800, 0, 9000),
+        ra_mtu=ra_mtu,
+        profile=profile,
+        dataplane=dataplane,
+        control_socket=control,
+        configure_access=configure,
+        log_level=log_level,
+        aaa=dict(aaa),
+        base=base,
+    )
+
+
+def load_config(path: str) -> MpaConfig:
+    """Read and validate a TOML file; relative paths are relative to it."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return parse_config(data, path, Path(path).resolve().parent)
+
+
+def address_interface(address: IPv6Address) -> str:
+    """The interface that carries ``address`` (the default uplink)."""
+    out = subprocess.run(
+        ["ip", "-6", "-j", "addr", "show", "to", f"{address}/128"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        return str(json.loads(out.stdout)[0]["ifname"])
+    except (ValueError, LookupError, TypeError):
+        raise ConfigError(
+            f"[mpa] uplink: not set and no interface carries {address}"
+        ) from None
+
+
+# --- the daemon -------------------------------------------------------------------
+
+
+@dataclass
+class AttachTiming:
+    """Daemon-side timestamps of one attachment (for ``status`` and bench)."""
+
+    first_frame: float
+    pbu_sent: float | None = None
+    pba_received: float | None = None
+    ra_sent: float | None = None
+
+
+class MpaDaemon:
+    """Drives one :class:`MpaEngine` from the access link, AAA and the MH socket."""
+
+    def __init__(
+        self,
+        config: MpaConfig,
+        dataplane: DataPlane | None = None,
+        aaa: Aaa | None = None,
+    ) -> None:
+        self.config = config
+        self.profile = profile_named(config.profile)
+        self.dataplane = dataplane
+        self.aaa = aaa
+        self.engine = MpaEngine(config.settings(), random.randrange(1 << 16))
+        self.sock: MobilitySocket | None = None
+        self.control: ControlServer | None = None
+        self.links: dict[str, AccessLink] = {}
+        self.watchers: list[BridgeWatcher] = []
+        self._access_state: list[AccessInterfaceState] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._warned: dict[tuple[Any, ...], float] = {}
+        self._started = 0.0
+        self.malformed_mh = 0
+        self.timings: dict[str, AttachTiming] = {}
+        self._pbu_owner: dict[int, str] = {}
+        # the kernel backends are synchronous (pyroute2's IPRoute runs its own
+        # event loop and refuses a thread whose loop is running): every data
+        # plane call runs, in order, on this one worker thread
+        self._dp_thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="mpa-dataplane"
+        )
+
+    async def start(self) -> None:
+        cfg = self.config
+        self._started = time.monotonic()
+        if self.aaa is None:
+            try:
+                self.aaa = create_aaa(cfg.aaa, cfg.base)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+
+        if self.dataplane is None:
+            self.dataplane = create(cfg.dataplane)
+        dp = self.dataplane
+        if dp.name in ("none", "fake"):
+            uplink = cfg.uplink or ""
+        else:
+            uplink = cfg.uplink or address_interface(cfg.address)
+
+        def setup() -> None:
+            dp.start()
+            dp.mpa_setup(cfg.address, uplink)
+            # nothing is attached until stations show up again (restart)
+            dp.mpa_reconcile({})
+
+        await asyncio.get_running_loop().run_in_executor(self._dp_thread, setup)
+
+        for ifname in cfg.access:
+            if cfg.configure_access:
+                self._access_state.append(
+                    await configure_access_interface(
+                        ifname, cfg.virtual_mac, cfg.virtual_link_local
+                    )
+                )
+            link = AccessLink(ifname, self._frame_handler(ifname))
+            link.start()
+            self.links[ifname] = link
+            # a bridge (the seed's base station) tells us when a MAC appears
+            # or goes, even before the station sends anything we can see
+            if Path(f"/sys/class/net/{ifname}/bridge").exists():
+                watcher = BridgeWatcher(ifname, *self._fdb_handlers(ifname))
+                await watcher.start(replay=True)
+                self.watchers.append(watcher)
+
+        self.sock = MobilitySocket(cfg.address)
+        self.sock.set_handler(self._datagram)
+        self.control = ControlServer(
+            cfg.control_socket,
+            {"visitors": self._cmd_visitors, "status": self._cmd_status},
+        )
+        await self.control.start()
+        log.info(
+            "MPA %s up: access %s, profile %s, data plane %s",
+            cfg.address,
+            ", ".join(cfg.access),
+            self.profile.name,
+            self.dataplane.name,
+        )
+
+    async def stop(self) -> None:
+        """Remove forwarding state and sockets; de-register nobody (see module)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        self._apply(self.engine.shutdown())
+        for watcher in self.watchers:
+            watcher.close()
+        self.watchers.clear()
+        for link in self.links.values():
+            link.close()
+        self.links.clear()
+        for state in self._access_state:
+            await state.restore()
+        self._access_state.clear()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.control is not None:
+            await self.control.close()
+        if self.aaa is not None:
+            with contextlib.suppress(Exception):
+                await self.aaa.close()
+        if self.dataplane is not None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._dp_thread, self.dataplane.stop
+                )
+            except DataPlaneError as exc:
+                log.error("data plane stop: %s", exc)
+        self._dp_thread.shutdown(wait=True)
+        log.info("MPA %s stopped", self.config.address)
+
+    # --- input ---------------------------------------------------------------------
+
+    def _fdb_handlers(
+        self, ifname: str
+    ) -> tuple[Callable[[str, str], None], Callable[[str], None]]:
+        def seen(mac: str, port: str) -> None:
+            self.station_seen(ifname, mac)
+
+        def gone(mac: str) -> None:
+            self.station_gone(ifname, mac)
+
+        return seen, gone
+
+    def _frame_handler(self, ifname: str) -> Callable[[nd.LinkFrame], None]:
+        return lambda frame: self.frame(ifname, frame)
+
+    def frame(self, ifname: str, frame: nd.LinkFrame) -> None:
+        """One decoded frame from the access link ``ifname``."""
+        mac = frame.src_mac
+        if mac == self.config.virtual_mac or int(mac[:2], 16) & 1:
+            return
+        now = time.monotonic()
+        kind = nd.FrameKind
+        engine = self.engine
+        if self.engine.visitor(mac) is None:
+            self.timings[mac] = AttachTiming(first_frame=now)
+        if frame.kind is kind.ROUTER_SOLICITATION:
+            effects = engine.router_solicitation(mac, ifname, frame.src_ip, now)
+        elif (
+            frame.kind is kind.NEIGHBOR_SOLICITATION
+            and frame.src_ip.is_unspecified
+            and frame.target is not None
+        ):
+            effects = engine.dad_ns(mac, ifname, frame.target, now)
+        elif frame.kind is kind.ROUTER_ADVERTISEMENT:
+            return  # another router on the access link: not a station's sign
+        else:
+            effects = engine.packet_from(mac, ifname, frame.src_ip, now)
+        self._apply(effects)
+
+    def station_seen(self, ifname: str, mac: str) -> None:
+        """The bridge learnt ``mac`` on a port of ``ifname``."""
+        now = time.monotonic()
+        if self.engine.visitor(mac) is None:
+            self.timings[mac] = AttachTiming(first_frame=now)
+        self._apply(self.engine.station_seen(mac, ifname, now))
+
+    def station_gone(self, ifname: str, mac: str) -> None:
+        self._apply(self.engine.station_gone(mac, time.monotonic()))
+
+    def _datagram(self, data: bytes, src: IPv6Address, dst: IPv6Address) -> None:
+        if dst != self.config.address:
+            return
+        try:
+            message = decode_mh(data, self.profile)
+        except Malformed as exc:
+            self.malformed_mh += 1
+            self._warn(("malformed", src), "malformed MH from %s: %s", src, exc)
+            return
+        now = time.monotonic()
+        if isinstance(message, BindingAcknowledgement):
+            mac = self._pbu_owner.get(message.sequence)
+            timing = self.timings.get(mac) if mac else None
+            if timing is not None and timing.pba_received is None:
+                timing.pba_received = now
+        self._apply(self.engine.mh_received(src, message, now))
+
+    async def _ask_aaa(self, mac: str, nai: str | None) -> None:
+        assert self.aaa is not None
+        try:
+            profile = await self.aaa.authenticate(mac, nai)
+        except AaaError as exc:
+            self._apply(self.engine.aaa_error(mac, str(exc), time.monotonic()))
+            return
+        self._apply(self.engine.aaa_result(mac, profile, time.monotonic()))
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._apply(self.engine.tick(time.monotonic()))
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.engine.next_deadline()
+        if deadline is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(
+            max(0.0, deadline - time.monotonic()), self._on_timer
+        )
+
+    # --- effects -------------------------------------------------------------------
+
+    def _apply(self, effects: list[Effect]) -> None:
+        cfg = self.config
+        for effect in effects:
+            if isinstance(effect, SendMh):
+                self._send_mh(effect)
+            elif isinstance(effect, SendRa):
+                self._send_frame(
+                    effect.access,
+                    nd.router_advertisement(
+                        src_mac=cfg.virtual_mac,
+                        src_ip=cfg.virtual_link_local,
+                        dst_mac=effect.mac,
+                        dst_ip=effect.dst,
+                        managed=effect.managed,
+                        other=effect.other,
+                        router_lifetime=effect.router_lifetime,
+                        prefixes=[
+                            nd.PrefixInformation(
+                                prefix=effect.prefix,
+                                on_link=False,  # seed 6.2, 7.2: L=0
+                                autonomous=effect.autonomous,
+                            )
+                        ],
+                        mtu=effect.mtu,
+                    ),
+                )
+                timing = self.timings.get(effect.mac)
+                if timing is not None and timing.ra_sent is None:
+                    timing.ra_sent = time.monotonic()
+            elif isinstance(effect, SendNa):
+                self._send_frame(
+                    effect.access,
+                    nd.neighbor_advertisement(
+                        src_mac=cfg.virtual_mac,
+                        src_ip=cfg.virtual_link_local,
+                        dst_mac=effect.mac,
+                        dst_ip=effect.dst,
+                        target=effect.target,
+                        router=False,
+                        solicited=False,  # RFC 4861 7.2.4: answer to DAD
+                        override=True,
+                    ),
+                )
+            elif isinstance(effect, SendNs):
+                self._send_frame(
+                    effect.access,
+                    nd.neighbor_solicitation(
+                        src_mac=cfg.virtual_mac,
+                        src_ip=cfg.virtual_link_local,
+                        dst_mac=effect.mac,
+                        dst_ip=effect.target,
+                    ),
+                )
+            elif isinstance(effect, AskAaa):
+                task = asyncio.get_running_loop().create_task(
+                    self._ask_aaa(effect.mac, effect.nai)
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            elif isinstance(effect, Attach | Detach):
+                self._dp_thread.submit(self._forwarding, effect)
+            elif isinstance(effect, LogEvent):
+                log.log(effect.level, "%s", effect.message)
+        self._schedule()
+
+    def _forwarding(self, effect: Attach | Detach) -> None:
+        """Runs on the data plane thread."""
+        assert self.dataplane is not None
+        try:
+            if isinstance(effect, Attach):
+                self.dataplane.mpa_attach(effect.target, effect.access, effect.lmap)
+            else:
+                self.dataplane.mpa_detach(effect.target)
+        except DataPlaneError as exc:
+            log.error("forwarding of %s: %s", effect.target, exc)
+        except Exception:
+            log.exception("forwarding of %s failed", effect.target)
+
+    def _send_mh(self, effect: SendMh) -> None:
+        if self.sock is None:
+            return
+        message = effect.message
+        if isinstance(message, BindingUpdate):
+            v = next(
+                (
+                    v
+                    for v in self.engine
+                    if v.pending is not None and message.sequence in v.pending.sequences
+                ),
+                None,
+            )
+            if v is not None:
+                if len(self._pbu_owner) > 65536:
+                    self._pbu_owner.clear()
+                self._pbu_owner[message.sequence] = v.mac
+                timing = self.timings.get(v.mac)
+                if timing is not None and timing.pbu_sent is None:
+                    timing.pbu_sent = time.monotonic()
+        self.sock.send(encode_mh(message, self.profile), effect.dst)
+
+    def _send_frame(self, ifname: str, frame: bytes) -> None:
+        link = self.links.get(ifname)
+        if link is not None:
+            try:
+                link.send(frame)
+            except OSError as exc:
+                log.debug("%s: send failed: %s", ifname, exc)
+
+    def _warn(self, key: tuple[Any, ...], fmt: str, *args: Any) -> None:
+        now = time.monotonic()
+        last = self._warned.get(key)
+        if last is not None and now - last < WARN_INTERVAL:
+            log.debug(fmt, *args)
+            return
+        if len(self._warned) > 4096:
+            self._warned.clear()
+        self._warned[key] = now
+        log.warning(fmt, *args)
+
+    # --- control -----------------------------------------------------------------
+
+    def _cmd_visitors(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.engine.visitors(time.monotonic())
+
+    def _cmd_status(self, request: dict[str, Any]) -> dict[str, Any]:
+        timings = {}
+        for mac, t in self.timings.items():
+            timings[mac] = {
+                "first_frame_to_pbu_ms": _ms(t.first_frame, t.pbu_sent),
+                "pba_to_ra_ms": _ms(t.pba_received, t.ra_sent),
+                "first_frame_to_ra_ms": _ms(t.first_frame, t.ra_sent),
+            }
+        return {
+            "role": "mpa",
+            "address": str(self.config.address),
+            "access": list(self.config.access),
+            "profile": self.profile.name,
+            "dataplane": self.dataplane.name if self.dataplane else None,
+            "uptime": round(time.monotonic() - self._started, 1),
+            "visitors": len(self.engine),
+            **self.engine.counters,
+            "malformed_frames": sum(k.malformed for k in self.links.values()),
+            "malformed_mh": self.malformed_mh,
+            "frames_received": sum(k.received for k in self.links.values()),
+            "frames_sent": sum(k.sent for k in self.links.values()),
+            "attach_timings": timings,
+        }
+
+
+def _ms(start: float | None, end: float | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start) * 1000, 3)
+
+
+# --- command line ---------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="the MPA's TOML config file")
+    parser.add_argument("--log-level", help="override [mpa] log_level")
+
+
+async def serve(config: MpaConfig) -> None:
+    daemon = MpaDaemon(config)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await daemon.start()
+        await stop.wait()
+    finally:
+        await daemon.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"pmip6 mpa: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level or config.log_level)
+    # pyroute2 logs every netlink message at DEBUG: keep our debug log readable
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
+    try:
+        asyncio.run(serve(config))
+    except (ConfigError, DataPlaneError, OSError, ValueError) as exc:
+        log.error("%s", exc)
+        return 1
+    return 0

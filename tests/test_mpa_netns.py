@@ -1,0 +1,282 @@
+"""The MPA daemon with an unmodified Linux host on its bridge, and a real LMAP.
+
+    LMAP (fd00::1) --- up0 --- MPA (fd00::11) [br0] --- ms0 ~ eth0 MS
+
+The MS runs nothing of ours: its kernel sends MLD reports and RSs, forms an
+address from the unicast RA and runs DAD for it (seed 6.2, 6.3, 8.1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from ipaddress import IPv6Address, IPv6Network
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pmip6.lab.netns import Lab, Namespace, addr_nodad
+from pmip6.runtime.control import request
+
+pytestmark = pytest.mark.root
+
+LNP = IPv6Network("2001:db8:1:1::/64")
+VMAC = "02:00:5e:00:53:01"
+MS_MAC = "02:00:00:00:aa:01"
+
+
+def _config(run: Path, dataplane: str, lmap_dataplane: str) -> dict[str, Path]:
+    paths = {
+        "lmap": run / "lmap.toml",
+        "mpa": run / "mpa.toml",
+        "profiles": run / "profiles.toml",
+    }
+    paths["lmap"].write_text(
+        f"""[lmap]
+address = "fd00::1"
+uplink = "up0"
+prefixes = ["2001:db8:1::/48"]
+mpas = ["fd00::/64"]
+max_lifetime = 3600
+dataplane = "{lmap_dataplane}"
+state = "{run}/lmap.db"
+control_socket = "{run}/lmap.sock"
+"""
+    )
+    paths["mpa"].write_text(
+        f"""[mpa]
+address = "fd00::11"
+uplink = "up0"
+access = ["br0"]
+virtual_mac = "{VMAC}"
+virtual_link_local = "fe80::1"
+lifetime = 300
+router_lifetime = 1800
+dataplane = "{dataplane}"
+control_socket = "{run}/mpa.sock"
+log_level = "debug"
+
+[aaa]
+backend = "file"
+file = "profiles.toml"
+"""
+    )
+    paths["profiles"].write_text(
+        f"""[[station]]
+mac = "{MS_MAC}"
+nai = "ms1@example.net"
+lmap = "fd00::1"
+lnp = "{LNP}"
+"""
+    )
+    return paths
+
+
+def _wait(what: str, probe: Any, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _ms_global(ms: Namespace) -> IPv6Address | None:
+    out = ms.run("ip", "-6", "-j", "addr", "show", "dev", "eth0").stdout
+    for link in json.loads(out or "[]"):
+        for a in link.get("addr_info", []):
+            addr = IPv6Address(a["local"])
+            if addr in LNP and not a.get("tentative"):
+                return addr
+    return None
+
+
+def _rdisc6_fields(out: str) -> dict[str, str]:
+    """rdisc6's "Name : value" lines (first occurrence of each name)."""
+    fields: dict[str, str] = {}
+    for line in out.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() and name.strip() not in fields:
+            fields[name.strip()] = value.strip()
+    return fields
+
+
+class MpaLab:
+    """The three namespaces, the daemons and their logs."""
+
+    def __init__(
+        self, lab: Lab, run: Path, dataplane: str, lmap_dataplane: str = "none"
+    ) -> None:
+        self.lab = lab
+        self.run = run
+        self.lmap = lab.add("lmap")
+        self.mpa = lab.add("mpa1")
+        self.ms = lab.add("ms1")
+        lab.veth(self.lmap, "up0", self.mpa, "upx")
+        self.mpa.run("ip", "link", "set", "upx", "name", "up0")
+        addr_nodad(self.lmap, "up0", "fd00::1/64")
+        addr_nodad(self.mpa, "up0", "fd00::11/64")
+        self.mpa.run("ip", "link", "add", "br0", "type", "bridge")
+        self.mpa.run("ip", "link", "set", "br0", "up")
+        lab.veth(self.mpa, "ms0", self.ms, "eth0", up=False)
+        self.mpa.run("ip", "link", "set", "ms0", "master", "br0", "up")
+        self.ms.run("ip", "link", "set", "eth0", "address", MS_MAC)
+        self.ms.sysctl("net.ipv6.conf.eth0.forwarding", 0)
+        self.ms.sysctl("net.ipv6.conf.eth0.accept_ra", 1)
+        self.paths = _config(run, dataplane, lmap_dataplane)
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, role: str, ns: Namespace) -> None:
+        log = open(self.run / f"{role}.log", "wb")  # noqa: SIM115 - closed by the child
+        proc = ns.popen(
+            sys.executable,
+            "-m",
+            "pmip6",
+            role,
+            "--config",
+            str(self.paths[role]),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.procs.append(proc)
+        sock = self.run / f"{role}.sock"
+        _wait(
+            f"{role} control socket", lambda: sock.exists() or proc.poll() is not None
+        )
+        if proc.poll() is not None:
+            raise AssertionError(f"{role} exited:\n{self.log(role)}")
+
+    def log(self, role: str) -> str:
+        return (self.run / f"{role}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def mpalab(tmp_path: Path) -> Iterator[MpaLab]:
+    with Lab("pm-mpa-") as lab:
+        env = MpaLab(lab, tmp_path, "seg6")
+        try:
+            yield env
+        finally:
+            env.stop()
+
+
+def test_linux_ms_gets_ra_and_autoconfigures(mpalab: MpaLab) -> None:
+    mpalab.start("lmap", mpalab.lmap)
+    mpalab.start("mpa", mpalab.mpa)
+    mpalab.ms.run("ip", "link", "set", "eth0", "up")
+
+    # first boot: BCC -> 141 -> RA -> SLAAC -> DAD NS -> PBU with AHA
+    try:
+        loa = _wait("an address in the LNP on the MS", lambda: _ms_global(mpalab.ms))
+        visitors = _wait(
+            "the MPA to register the MS",
+            lambda: [
+                v
+                for v in request(str(mpalab.run / "mpa.sock"), "visitors")
+                if v["state"] == "registered"
+            ],
+        )
+    except AssertionError:
+        print(mpalab.log("mpa"))
+        print(mpalab.log("lmap"))
+        raise
+    # seed 8.1: the LNP plus the EUI-64 interface id of the MS's MAC
+    assert loa == IPv6Address("2001:db8:1:1:0:ff:fe00:aa01")
+    [v] = visitors
+    assert (v["nai"], v["mac"], v["loa"], v["lnp"]) == (
+        "ms1@example.net",
+        MS_MAC,
+        str(loa),
+        str(LNP),
+    )
+    bindings = request(str(mpalab.run / "lmap.sock"), "bindings")
+    assert [b["nai"] for b in bindings] == ["ms1@example.net"]
+
+    # rdisc6 on the unmodified host shows what the seed's 6.2 asks for
+    out = mpalab.ms.run("rdisc6", "-1", "-w", "1500", "eth0").stdout
+    fields = _rdisc6_fields(out)
+    assert fields["Prefix"] == str(LNP)
+    assert fields["On-link"] == "No"
+    assert fields["Autonomous address conf."] == "Yes"
+    assert fields["Stateful address conf."] == "No"
+    assert fields["Router lifetime"].startswith("1800 ")
+    assert fields["Source link-layer address"] == VMAC.upper()
+    assert "from fe80::1" in out
+
+    # the host's default route points at the virtual link-local address, and
+    # there is no on-link route for the LNP (L=0: all traffic via the router)
+    routes = mpalab.ms.run("ip", "-6", "route", "show", "dev", "eth0").stdout
+    assert "default via fe80::1" in routes
+    assert str(LNP) not in routes
+
+    # the data plane delivers the LoA on the bridge
+    mpa_routes = mpalab.mpa.run("ip", "-6", "route", "show", str(loa)).stdout
+    assert "br0" in mpa_routes
+
+    status = request(str(mpalab.run / "mpa.sock"), "status")
+    assert status["visitors"] == 1 and status["ra_sent"] >= 2
+
+
+def test_unknown_station_gets_no_ra(mpalab: MpaLab) -> None:
+    mpalab.paths["profiles"].write_text("")  # nobody is authorised
+    mpalab.start("lmap", mpalab.lmap)
+    mpalab.start("mpa", mpalab.mpa)
+    mpalab.ms.run("ip", "link", "set", "eth0", "up")
+    _wait(
+        "the MPA to refuse the MS",
+        lambda: [
+            v
+            for v in request(str(mpalab.run / "mpa.sock"), "visitors")
+            if v["state"] == "refused"
+        ],
+    )
+    proc = mpalab.ms.run("rdisc6", "-1", "-w", "800", "-r", "2", "eth0", check=False)
+    assert proc.returncode != 0 and "Prefix" not in proc.stdout
+    assert _ms_global(mpalab.ms) is None
+    assert mpalab.log("mpa").count("AAA refused") == 1
+
+
+def test_stop_removes_state_and_socket(mpalab: MpaLab) -> None:
+    mpalab.start("lmap", mpalab.lmap)
+    mpalab.start("mpa", mpalab.mpa)
+    mpalab.ms.run("ip", "link", "set", "eth0", "up")
+    loa = _wait("an address in the LNP on the MS", lambda: _ms_global(mpalab.ms))
+    _wait(
+        "the MPA's route to the LoA",
+        lambda: "br0" in mpalab.mpa.run("ip", "-6", "route", "show", str(loa)).stdout,
+    )
+    mpa = mpalab.procs[1]
+    mpa.terminate()
+    assert mpa.wait(timeout=10) == 0
+    assert not (mpalab.run / "mpa.sock").exists()
+    assert mpalab.mpa.run("ip", "-6", "route", "show", str(loa)).stdout == ""
+    # no de-registration on stop: the LMAP still holds the binding
+    bindings = request(str(mpalab.run / "lmap.sock"), "bindings")
+    assert [b["nai"] for b in bindings] == ["ms1@example.net"]
+
+
+def test_no_namespace_left_behind() -> None:
+    # the fixture's Lab removes what it made; a leftover would show here
+    names = subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"pm-mpa-{os.getpid()}-" not in names
