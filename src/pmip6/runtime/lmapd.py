@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
+import contextlib
 import json
 import logging
 import os
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
@@ -246,6 +249,7 @@ class LmapDaemon:
         self.sock: MobilitySocket | None = None
         self.control: ControlServer | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._dp_thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._timer_at = float("inf")
         self._flush: asyncio.TimerHandle | None = None
         self._warned: dict[tuple[Any, ...], float] = {}
@@ -266,13 +270,24 @@ class LmapDaemon:
 
         if self.dataplane is None:
             self.dataplane = create(cfg.dataplane)
-        self.dataplane.start()
-        if self.dataplane.name not in ("none", ""):
-            uplink = cfg.uplink or route_interface(_first_address(cfg.mpas[0]))
-        else:
+        dp = self.dataplane
+        forwarding = self.engine.forwarding()
+        if dp.name in ("none", "fake"):
             uplink = cfg.uplink or ""
-        self.dataplane.lmap_setup(cfg.address, uplink)
-        self.dataplane.lmap_reconcile(self.engine.forwarding())
+        else:
+            uplink = cfg.uplink or route_interface(_first_address(cfg.mpas[0]))
+            # pyroute2's IPRoute runs its own event loop and refuses a thread
+            # whose loop is running: kernel backends get one worker thread
+            self._dp_thread = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="lmap-dataplane"
+            )
+
+        def setup() -> None:
+            dp.start()
+            dp.lmap_setup(cfg.address, uplink)
+            dp.lmap_reconcile(forwarding)
+
+        await self._on_dataplane(setup)
 
         self.sock = MobilitySocket(cfg.address)
         self.sock.set_handler(self._datagram)
@@ -303,14 +318,25 @@ class LmapDaemon:
             if self.engine is not None:
                 self.store.set_meta("bri_sequence", str(self.engine.bri_sequence))
             self.store.close()
-        if self.dataplane is not None:
+        dp = self.dataplane
+        if dp is not None:
             try:
-                self.dataplane.stop(keep=self.config.keep_forwarding)
+                await self._on_dataplane(
+                    lambda: dp.stop(keep=self.config.keep_forwarding)
+                )
             except DataPlaneError as exc:
                 log.error("data plane stop: %s", exc)
+        if self._dp_thread is not None:
+            self._dp_thread.shutdown(wait=True)
         log.info("LMAP %s stopped", self.config.address)
 
     # --- input ---------------------------------------------------------------------
+
+    async def _on_dataplane(self, fn: Callable[[], None]) -> None:
+        if self._dp_thread is None:
+            fn()
+        else:
+            await asyncio.get_running_loop().run_in_executor(self._dp_thread, fn)
 
     def _datagram(self, data: bytes, src: IPv6Address, dst: IPv6Address) -> None:
         if dst != self.config.address:
@@ -352,33 +378,74 @@ class LmapDaemon:
 
     def _apply(self, effects: list[Effect]) -> None:
         assert self.sock is not None and self.store is not None
-        assert self.dataplane is not None
+        routes: list[Bind | Unbind] = []
+        later: list[Send] = []
         for effect in effects:
             t = type(effect)
             if t is Send:
-                self.sock.send(encode_mh(effect.message, self.profile), effect.dst)  # type: ignore[union-attr]
+                if routes:
+                    # the tunnel is set up before the acknowledgement (seed 6.1)
+                    later.append(effect)  # type: ignore[arg-type]
+                else:
+                    self._send(effect)  # type: ignore[arg-type]
             elif t is Save:
                 self.store.put(effect.binding)  # type: ignore[union-attr]
-            elif t is Bind:
-                try:
-                    self.dataplane.lmap_bind(effect.target, effect.care_of)  # type: ignore[union-attr]
-                except DataPlaneError as exc:
-                    log.error("forwarding to %s: %s", effect.target, exc)  # type: ignore[union-attr]
-            elif t is Unbind:
-                try:
-                    self.dataplane.lmap_unbind(effect.target)  # type: ignore[union-attr]
-                except DataPlaneError as exc:
-                    log.error("removing forwarding of %s: %s", effect.target, exc)  # type: ignore[union-attr]
+            elif t is Bind or t is Unbind:
+                routes.append(effect)  # type: ignore[arg-type]
             elif t is Delete:
                 self.store.delete(effect.nai)  # type: ignore[union-attr]
             elif t is Event:
                 self._log(effect)  # type: ignore[arg-type]
+        if routes:
+            self._program(routes, later)
         if self.store.pending >= FLUSH_BATCH:
             self._flush_store()
         elif self.store.pending and self._flush is None:
             self._flush = asyncio.get_running_loop().call_later(
                 FLUSH_INTERVAL, self._flush_store
             )
+
+    def _send(self, effect: Send) -> None:
+        assert self.sock is not None
+        self.sock.send(encode_mh(effect.message, self.profile), effect.dst)
+
+    def _program(self, routes: list[Bind | Unbind], then: list[Send]) -> None:
+        dp = self.dataplane
+        assert dp is not None
+
+        def work() -> None:
+            for r in routes:
+                try:
+                    if type(r) is Bind:
+                        dp.lmap_bind(r.target, r.care_of)
+                    else:
+                        dp.lmap_unbind(r.target)
+                except DataPlaneError as exc:
+                    log.error("forwarding of %s: %s", r.target, exc)
+
+        if self._dp_thread is None:
+            work()
+            for effect in then:
+                self._send(effect)
+            return
+
+        # kernel backends run on their own thread, in order; the messages
+        # that wait for the tunnel leave when it is in place
+        loop = asyncio.get_running_loop()
+        future = self._dp_thread.submit(work)
+        if then:
+
+            def done(_: concurrent.futures.Future[None]) -> None:
+                with contextlib.suppress(RuntimeError):  # loop closed at exit
+                    loop.call_soon_threadsafe(self._send_all, then)
+
+            future.add_done_callback(done)
+
+    def _send_all(self, effects: list[Send]) -> None:
+        if self.sock is None:
+            return
+        for effect in effects:
+            self._send(effect)
 
     def _flush_store(self) -> None:
         if self._flush is not None:

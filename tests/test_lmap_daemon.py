@@ -1,0 +1,309 @@
+"""The LMAP daemon over real raw sockets in network namespaces.
+
+The daemon runs as ``python -m pmip6 lmap`` in an "lmap" namespace; a scripted
+MPA (a raw protocol-135 socket opened in an "mpa" namespace) sends PBUs and
+reads PBAs and BRIs across a veth pair.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv6Address, IPv6Network
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pmip6.lab.netns import Lab, Namespace, addr_nodad
+from pmip6.runtime.control import request
+from pmip6.wire.mh import (
+    AssignedHomeAddress,
+    BindingAcknowledgement,
+    BindingCacheConfirmation,
+    BindingRevocationAcknowledgement,
+    BindingRevocationIndication,
+    BindingUpdate,
+    BRFlags,
+    BUFlags,
+    Message,
+    MobileNodeIdentifier,
+    decode_mh,
+    encode_mh,
+)
+
+pytestmark = pytest.mark.root
+
+A = IPv6Address
+LMAP = A("fd00::1")
+MPA1 = A("fd00::11")
+MPA2 = A("fd00::12")
+ROGUE = A("fd01::66")
+LOA = A("2001:db8:1:1::10")
+NAI = "ms1@example.net"
+
+
+class Peer:
+    """A scripted MPA: a blocking raw MH socket bound to one address."""
+
+    def __init__(self, ns: Namespace, address: IPv6Address) -> None:
+        self.address = address
+        with ns.entered():
+            self.sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
+        self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_CHECKSUM, 4)
+        self.sock.bind((str(address), 0))
+
+    def send(self, message: Message | bytes, dst: IPv6Address = LMAP) -> None:
+        data = message if isinstance(message, bytes) else encode_mh(message)
+        self.sock.sendto(data, (str(dst), 0))
+
+    def recv(self, timeout: float = 3.0) -> Message:
+        ready, _, _ = select.select([self.sock], [], [], timeout)
+        assert ready, f"nothing arrived at {self.address} within {timeout} s"
+        data, addr = self.sock.recvfrom(65535)
+        # the kernel filled the checksum (IPV6_CHECKSUM): verify it here
+        return decode_mh(data, src=A(addr[0]), dst=self.address)
+
+    def quiet(self, timeout: float = 0.3) -> bool:
+        return not select.select([self.sock], [], [], timeout)[0]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def pbu(
+    seq: int, lifetime: int = 75, bcc: bool = False, nai: str = NAI
+) -> BindingUpdate:
+    option = BindingCacheConfirmation() if bcc else AssignedHomeAddress(64, LOA)
+    return BindingUpdate(
+        seq,
+        BUFlags.A | BUFlags.P,
+        lifetime,
+        (MobileNodeIdentifier.from_nai(nai), option),
+    )
+
+
+@dataclass
+class Setup:
+    lab: Lab
+    lmap: Namespace
+    mpa: Namespace
+    dir: Path
+    config: Path
+    sock: str
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = self.lmap.popen(
+            sys.executable,
+            "-m",
+            "pmip6",
+            "lmap",
+            "--config",
+            str(self.config),
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "ab"),  # noqa: SIM115
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                request(self.sock, "status", timeout=1)
+                return
+            except (ConnectionError, OSError):
+                time.sleep(0.05)
+        raise AssertionError("the daemon did not come up:\n" + self.log.read_text())
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=10)
+        self.proc = None
+        return code
+
+    def ctl(self, what: str) -> Any:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pmip6",
+                "ctl",
+                what,
+                "--json",
+                "--socket",
+                self.sock,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(out.stdout)
+
+
+def write_config(path: Path, dataplane: str, keep: bool = False) -> None:
+    path.write_text(
+        f"""[lmap]
+address = "{LMAP}"
+uplink = "veth0"
+prefixes = ["2001:db8:1::/48"]
+mpas = ["fd00::/64"]
+max_lifetime = 3600
+dataplane = "{dataplane}"
+state = "lmap.db"
+control_socket = "lmap.sock"
+keep_forwarding = {str(keep).lower()}
+log_level = "debug"
+"""
+    )
+
+
+@pytest.fixture
+def setup(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Setup]:
+    dataplane = getattr(request, "param", "none")
+    with Lab("pm-lm-") as lab:
+        lmap, mpa = lab.add("lmap"), lab.add("mpa")
+        lab.veth(lmap, "veth0", mpa, "veth1")
+        addr_nodad(lmap, "veth0", f"{LMAP}/64")
+        for address in (MPA1, MPA2):
+            addr_nodad(mpa, "veth1", f"{address}/64")
+        addr_nodad(mpa, "veth1", f"{ROGUE}/64")
+        lmap.run("ip", "-6", "route", "add", "fd01::/64", "dev", "veth0")
+        config = tmp_path / "lmap.toml"
+        write_config(config, dataplane)
+        s = Setup(
+            lab,
+            lmap,
+            mpa,
+            tmp_path,
+            config,
+            str(tmp_path / "lmap.sock"),
+            tmp_path / "lmap.log",
+        )
+        try:
+            yield s
+        finally:
+            if s.proc is not None:
+                s.proc.kill()
+                s.proc.wait()
+
+
+def test_signalling_end_to_end(setup: Setup) -> None:
+    setup.start()
+    mpa1, mpa2, rogue = (Peer(setup.mpa, a) for a in (MPA1, MPA2, ROGUE))
+    try:
+        # registration (seed 6.3)
+        mpa1.send(pbu(1))
+        ba = mpa1.recv()
+        assert isinstance(ba, BindingAcknowledgement)
+        assert (ba.status, ba.sequence, ba.lifetime) == (0, 1, 75)
+        assert AssignedHomeAddress(64, LOA) in ba.options
+        (row,) = setup.ctl("bindings")
+        assert (
+            row["nai"] == NAI and row["loa"] == str(LOA) and row["care_of"] == str(MPA1)
+        )
+        assert row["lnp"] == "2001:db8:1:1::/64" and row["sequence"] == 1
+
+        # an MPA that is not configured: 129, no change
+        rogue.send(pbu(2, nai="x@y"))
+        ba = rogue.recv()
+        assert isinstance(ba, BindingAcknowledgement) and ba.status == 129
+
+        # malformed input: no answer, no crash
+        mpa1.send(b"\x3b\x00\x05\x00\x00\x00\x00\x01")
+        assert mpa1.quiet()
+
+        # handover through the Binding Cache Confirmation (seed 6.4, 9.1)
+        mpa2.send(pbu(1, bcc=True))
+        ba = mpa2.recv()
+        assert isinstance(ba, BindingAcknowledgement) and ba.status == 0
+        assert AssignedHomeAddress(64, LOA) in ba.options
+        bri = mpa1.recv()
+        assert isinstance(bri, BindingRevocationIndication)
+        assert bri.flags & BRFlags.P and bri.revocation_trigger == 2
+        bri_again = mpa1.recv(timeout=2.5)  # not acknowledged yet: retransmitted
+        assert bri_again == bri
+        mpa1.send(BindingRevocationAcknowledgement(bri.sequence, 0, BRFlags.P))
+        assert mpa1.quiet(2.5)  # acknowledged: no more retransmissions
+
+        status = setup.ctl("status")
+        assert status["bindings"] == 1 and status["bri_acknowledged"] == 1
+        assert status["malformed"] == 1 and status["refused"] == 1
+        assert setup.ctl("bindings")[0]["care_of"] == str(MPA2)
+
+        # de-registration from the serving MPA
+        mpa2.send(pbu(2, lifetime=0))
+        ba = mpa2.recv()
+        assert isinstance(ba, BindingAcknowledgement) and ba.status == 0
+        assert setup.ctl("bindings") == []
+    finally:
+        for p in (mpa1, mpa2, rogue):
+            p.close()
+    assert setup.stop() == 0
+    log = setup.log.read_text()
+    assert f"registered {NAI} loa {LOA} mpa {MPA1}" in log
+    assert f"moved {NAI} loa {LOA} mpa {MPA2}" in log
+    assert f"de-registered {NAI} loa {LOA} mpa {MPA2}" in log
+    assert "WARNING pmip6.lmap: refused PBU from fd01::66 for x@y" in log
+    assert "WARNING pmip6.lmap: malformed MH from fd00::11" in log
+    assert "Traceback" not in log
+    assert not os.path.exists(setup.sock)  # removed on SIGTERM
+
+
+def test_bindings_survive_a_restart(setup: Setup) -> None:
+    setup.start()
+    mpa1 = Peer(setup.mpa, MPA1)
+    try:
+        mpa1.send(pbu(40))
+        assert isinstance(mpa1.recv(), BindingAcknowledgement)
+        assert setup.stop(signal.SIGINT) == 0
+        setup.start()
+        (row,) = setup.ctl("bindings")
+        assert (row["nai"], row["care_of"], row["sequence"]) == (NAI, str(MPA1), 40)
+        assert 280 <= row["expires_in"] <= 300
+        # the restored sequence still guards against stale PBUs
+        mpa1.send(pbu(39))
+        ba = mpa1.recv()
+        assert isinstance(ba, BindingAcknowledgement)
+        assert (ba.status, ba.sequence) == (135, 40)
+        # and a retransmission of the last PBU is still recognised
+        mpa1.send(pbu(40))
+        ba = mpa1.recv()
+        assert isinstance(ba, BindingAcknowledgement) and ba.status == 0
+    finally:
+        mpa1.close()
+    assert setup.stop() == 0
+    assert "1 bindings restored" in setup.log.read_text()
+
+
+def routes(ns: Namespace, target: str) -> str:
+    return ns.run("ip", "-6", "route", "show", target).stdout
+
+
+@pytest.mark.parametrize("setup", ["seg6"], indirect=True)
+def test_seg6_route_follows_the_binding(setup: Setup) -> None:
+    setup.start()
+    mpa1, mpa2 = Peer(setup.mpa, MPA1), Peer(setup.mpa, MPA2)
+    lnp = str(IPv6Network("2001:db8:1:1::/64"))
+    try:
+        mpa1.send(pbu(1))
+        assert isinstance(mpa1.recv(), BindingAcknowledgement)
+        route = routes(setup.lmap, lnp)
+        assert "encap seg6" in route and str(MPA1) in route, route
+        mpa2.send(pbu(1, bcc=True))
+        assert isinstance(mpa2.recv(), BindingAcknowledgement)
+        route = routes(setup.lmap, lnp)
+        assert str(MPA2) in route and str(MPA1) not in route, route
+    finally:
+        mpa1.close()
+        mpa2.close()
+    assert setup.stop() == 0
+    assert routes(setup.lmap, lnp).strip() == ""  # removed on stop
