@@ -475,3 +475,15 @@ async def test_requests_in_flight_are_capped_per_server() -> None:
         fake.transport.close()
     assert all(profiles)
     assert peak == 3
+
+
+@run_async
+async def test_a_non_mac_is_refused_without_a_request() -> None:
+    fake, server = await serve(signed_accept(**GOOD))
+    aaa = RadiusAaa([server], timeout=0.5, retries=0)
+    try:
+        assert await aaa.authenticate("not-a-mac") is None
+    finally:
+        await aaa.close()
+        fake.transport.close()
+    assert fake.received == []

@@ -314,7 +314,12 @@ class RadiusAaa(Aaa):
         )
 
     async def authenticate(self, mac: str, nai: str | None = None) -> MsProfile | None:
-        station = calling_station_id(mac)
+        try:
+            station = calling_station_id(mac)
+        except ValueError:
+            # no Calling-Station-Id to send: refused, as the file backend does
+            log.debug("not authenticating %r: not a MAC address", mac)
+            return None
         failures = []
 
         for server in self.servers:
