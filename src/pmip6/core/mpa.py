@@ -25,7 +25,14 @@ from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
 from pmip6.aaa.base import AddressMode, MsProfile
+from pmip6.core.dhcp_relay import (
+    interface_id_for_mac,
+    mac_from_interface_id,
+    relay_forward,
+    relay_reply,
+)
 from pmip6.core.seqno import seq_add
+from pmip6.wire.errors import Malformed
 from pmip6.wire.mh import (
     LIFETIME_UNIT,
     AccessTechnologyType,
@@ -159,12 +166,47 @@ class Detach:
 
 
 @dataclass(frozen=True)
+class RelayDhcp:
+    """Send a Relay-Forward to a DHCPv6 server (seed 6.3 item 3, fig 9 step 2).
+
+    From the MPA's own address, UDP port 547 to port 547 (RFC 8415 19.1).
+    """
+
+    server: IPv6Address
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class SendDhcp:
+    """Deliver a server's DHCPv6 message to one MS (fig 9 step 4).
+
+    From the virtual link-local address and MAC, UDP 547 to 546 at ``dst``.
+    """
+
+    access: str
+    mac: str
+    dst: IPv6Address
+    payload: bytes
+
+
+@dataclass(frozen=True)
 class LogEvent:
     level: int
     message: str
 
 
-Effect = AskAaa | SendMh | SendRa | SendNa | SendNs | Attach | Detach | LogEvent
+Effect = (
+    AskAaa
+    | SendMh
+    | SendRa
+    | SendNa
+    | SendNs
+    | Attach
+    | Detach
+    | RelayDhcp
+    | SendDhcp
+    | LogEvent
+)
 
 
 # --- settings and visitor -------------------------------------------------------
@@ -186,6 +228,9 @@ class MpaSettings:
     ra_mtu: int | None = None
     retry_after: float = 30.0  # wait after a refusal by the LMAP or a give-up
     aaa_retry: float = 2.0  # wait after AAA could not answer
+    # DHCPv6 server for stations whose profile names none (seed 6.3 item 3)
+    dhcp_server: IPv6Address | None = None
+    dhcp_answer_timeout: float = 5.0  # a relayed message unanswered: warn
     profile: Profile = DRAFT00
 
 
@@ -225,6 +270,10 @@ class Visitor:
     last_heard: float = 0.0
     next_probe: float | None = None
     warned: set[str] = field(default_factory=set)
+    # DHCPv6 relay: a message that came while AAA was busy (relayed once the
+    # profile names the LNP), and when an unanswered relayed message times out
+    dhcp_held: tuple[IPv6Address, bytes] | None = None
+    dhcp_deadline: float | None = None
 
     @property
     def lmap(self) -> IPv6Address | None:
@@ -253,6 +302,8 @@ class MpaEngine:
             "ra_sent": 0,
             "bri_received": 0,
             "give_ups": 0,
+            "dhcp_relayed": 0,
+            "dhcp_replies": 0,
         }
 
     # --- queries -----------------------------------------------------------
@@ -301,7 +352,14 @@ class MpaEngine:
         for v in self._visitors.values():
             if v.pending is not None:
                 times.append(v.pending.deadline)
-            for t in (v.refresh_at, v.retry_at, v.next_probe, v.expires, v.leaving_at):
+            for t in (
+                v.refresh_at,
+                v.retry_at,
+                v.next_probe,
+                v.expires,
+                v.leaving_at,
+                v.dhcp_deadline,
+            ):
                 if t is not None:
                     times.append(t)
             if v.next_probe is not None:
@@ -399,6 +457,79 @@ class MpaEngine:
                 self._learn_loa(v, src, now, effects)
         return effects
 
+    def dhcp_from_station(
+        self, mac: str, access: str, src: IPv6Address, payload: bytes, now: float
+    ) -> list[Effect]:
+        """A DHCPv6 message (UDP payload) from ``mac``: relay it (seed fig 9 step 1).
+
+        The Relay-Forward's link-address lies in the MS's LNP, so the server
+        picks that LNP's pool wherever the MS is (seed 6.3 item 3).
+        """
+        effects: list[Effect] = []
+        v = self._heard(mac, access, now, effects, src)
+        if v is None:
+            return effects
+        if v.profile is None:
+            if v.state is State.AUTHENTICATING:
+                # keep the latest; relayed as soon as AAA names the LNP
+                v.dhcp_held = (src, payload)
+            return effects
+        self._relay_dhcp(v, src, payload, now, effects)
+        return effects
+
+    def dhcp_from_server(
+        self, src: IPv6Address, payload: bytes, now: float
+    ) -> list[Effect]:
+        """A Relay-Reply from a DHCPv6 server (seed fig 9 steps 3-4).
+
+        The inner message goes to the MS; an address the Reply grants is the
+        MS's LoA, registered with the Assigned Home Address (steps 5-7).
+        """
+        effects: list[Effect] = []
+        try:
+            reply = relay_reply(payload)
+        except Malformed as exc:
+            self._log(effects, logging.WARNING, f"DHCPv6 server {src}: {exc}")
+            return effects
+        mac = mac_from_interface_id(reply.interface_id or b"")
+        v = self._visitors.get(mac) if mac else None
+        if v is None or v.profile is None:
+            self._log(
+                effects,
+                logging.DEBUG,
+                f"DHCPv6 reply from {src} for {mac or '?'}, no longer here: dropped",
+            )
+            return effects
+        server = v.profile.dhcp_server or self.settings.dhcp_server
+        if src != server:
+            self._warn_once(
+                effects,
+                v,
+                "dhcp-src",
+                f"DHCPv6 reply from {src}, not {server}: dropped",
+            )
+            return effects
+
+        self.counters["dhcp_replies"] += 1
+        v.dhcp_deadline = None
+        v.warned.discard("dhcp-timeout")
+        effects.append(SendDhcp(v.access, v.mac, reply.peer_address, reply.message))
+        for granted in reply.assigned_addresses:
+            address = granted.address
+            owner = self._owner_of(address)
+            if address not in v.profile.lnp or (owner is not None and owner is not v):
+                self._warn_once(
+                    effects,
+                    v,
+                    "dhcp-addr",
+                    f"DHCPv6 server {src} assigned {address}, outside the LNP "
+                    "or another visitor's LoA: not registered",
+                )
+                continue
+            self._learn_loa(v, address, now, effects)
+            break
+        return effects
+
     # --- inputs from AAA and the LMAP ------------------------------------------
 
     def aaa_result(
@@ -435,6 +566,10 @@ class MpaEngine:
         v.static_candidates.clear()
         self._log(effects, logging.DEBUG, f"{v.label()}: authenticated, LMAP {v.lmap}")
         self._register(v, now, effects)
+        if v.dhcp_held is not None:
+            held_src, held = v.dhcp_held
+            v.dhcp_held = None
+            self._relay_dhcp(v, held_src, held, now, effects)
         return effects
 
     def aaa_error(self, mac: str, reason: str, now: float) -> list[Effect]:
@@ -478,6 +613,17 @@ class MpaEngine:
                     effects.append(AskAaa(v.mac, v.nai))
                 elif v.state is State.FAILED:
                     self._register(v, now, effects)
+
+            if v.dhcp_deadline is not None and now >= v.dhcp_deadline:
+                v.dhcp_deadline = None
+                server = v.profile.dhcp_server if v.profile else None
+                self._warn_once(
+                    effects,
+                    v,
+                    "dhcp-timeout",
+                    f"DHCPv6 server {server or self.settings.dhcp_server} did not "
+                    f"answer within {self.settings.dhcp_answer_timeout:g} s",
+                )
 
             if v.state is State.REGISTERED and v.pending is None:
                 if v.expires is not None and now >= v.expires:
@@ -556,6 +702,33 @@ class MpaEngine:
         if v.state is State.AWAITING_LOA:
             self._register(v, now, effects)
         # in REGISTERING with the BCC option out, the 141 reply will use it
+
+    def _relay_dhcp(
+        self,
+        v: Visitor,
+        src: IPv6Address,
+        payload: bytes,
+        now: float,
+        effects: list[Effect],
+    ) -> None:
+        assert v.profile is not None
+        server = v.profile.dhcp_server or self.settings.dhcp_server
+        if server is None:
+            self._warn_once(
+                effects, v, "dhcp-none", "DHCPv6 from the station but no server known"
+            )
+            return
+        try:
+            forward = relay_forward(
+                payload, src, v.profile.lnp, interface_id_for_mac(v.mac)
+            )
+        except Malformed as exc:
+            self._warn_once(effects, v, "dhcp-bad", f"DHCPv6 not relayed: {exc}")
+            return
+        effects.append(RelayDhcp(server, forward))
+        self.counters["dhcp_relayed"] += 1
+        if v.dhcp_deadline is None:
+            v.dhcp_deadline = now + self.settings.dhcp_answer_timeout
 
     def _register(self, v: Visitor, now: float, effects: list[Effect]) -> None:
         """Send a PBU for ``v`` (first registration, refresh or retry)."""
