@@ -1,0 +1,460 @@
+"""The access link on Linux: interface set-up, the BPF filter, bridge events.
+
+Each test runs its body in a forked child that enters a fresh network
+namespace, so nothing touches the host's interfaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from ipaddress import IPv6Address
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pmip6.runtime.access import (
+    AccessLink,
+    BridgeWatcher,
+    configure_access_interface,
+    control_frame_filter,
+)
+from pmip6.wire import nd
+
+pytestmark = pytest.mark.root
+
+VMAC = "02:00:5e:00:53:01"
+VLL = IPv6Address("fe80::1")
+_counter = 0
+
+
+def sh(*args: str) -> str:
+    return subprocess.run(
+        args, check=True, capture_output=True, text=True, timeout=30
+    ).stdout
+
+
+@pytest.fixture
+def netns() -> Iterator[Callable[[], str]]:
+    """A factory of uniquely named namespaces, all deleted at teardown."""
+    made: list[str] = []
+
+    def make() -> str:
+        global _counter
+        _counter += 1
+        name = f"pm-ac-{os.getpid()}-{_counter}"
+        sh("ip", "netns", "add", name)
+        made.append(name)
+        sh("ip", "-n", name, "link", "set", "lo", "up")
+        return name
+
+    try:
+        yield make
+    finally:
+        for name in made:
+            subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)
+
+
+def _child(ns: str, fn: Callable[..., Any], args: tuple[Any, ...], q: Any) -> None:
+    try:
+        from pyroute2.netns import setns
+
+        setns(ns)
+        q.put(("ok", fn(*args)))
+    except BaseException:
+        q.put(("error", traceback.format_exc()))
+
+
+def in_netns(ns: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(*args)`` in a forked child inside namespace ``ns``."""
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(ns, fn, args, q))
+    proc.start()
+    try:
+        status, value = q.get(timeout=60)
+    finally:
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+    if status != "ok":
+        pytest.fail(value)
+    return value
+
+
+def ns_sh(ns: str, *args: str) -> str:
+    return sh("ip", "netns", "exec", ns, *args)
+
+
+# --- frames for the filter test ----------------------------------------------------
+
+
+def crafted_frames() -> dict[str, bytes]:
+    """One frame per case; each has its own source MAC so we can tell them apart."""
+    from scapy.layers.dhcp6 import DHCP6_Solicit
+    from scapy.layers.inet import TCP, UDP
+    from scapy.layers.inet6 import (
+        ICMPv6EchoReply,
+        ICMPv6EchoRequest,
+        ICMPv6MLQuery,
+        ICMPv6MLReport,
+        ICMPv6MLReport2,
+        ICMPv6ND_NA,
+        ICMPv6ND_NS,
+        ICMPv6ND_RA,
+        ICMPv6ND_RS,
+        IPv6,
+        IPv6ExtHdrHopByHop,
+        RouterAlert,
+    )
+    from scapy.layers.l2 import ARP, Ether
+
+    ll, g = "fe80::2", "2001:db8:1:1::10"
+    cases: dict[str, Any] = {
+        "rs": IPv6(src=ll, dst="ff02::2", hlim=255) / ICMPv6ND_RS(),
+        "ra": IPv6(src=ll, dst="ff02::1", hlim=255) / ICMPv6ND_RA(),
+        "ns": IPv6(src="::", dst="ff02::1:ff00:10", hlim=255) / ICMPv6ND_NS(tgt=g),
+        "na": IPv6(src=ll, dst="fe80::1", hlim=255) / ICMPv6ND_NA(tgt=ll),
+        "mld1": IPv6(src=ll, dst="ff02::16", hlim=1)
+        / IPv6ExtHdrHopByHop(options=[RouterAlert()])
+        / ICMPv6MLReport(mladdr="ff02::1:ff00:10"),
+        "mld2": IPv6(src=ll, dst="ff02::16", hlim=1)
+        / IPv6ExtHdrHopByHop(options=[RouterAlert()])
+        / ICMPv6MLReport2(),
+        "dhcp": IPv6(src=ll, dst="ff02::1:2")
+        / UDP(sport=546, dport=547)
+        / DHCP6_Solicit(),
+        "dhcp_hbh": IPv6(src=ll, dst="ff02::1:2")
+        / IPv6ExtHdrHopByHop(options=[RouterAlert()])
+        / UDP(sport=546, dport=547)
+        / DHCP6_Solicit(),
+        # must not pass
+        "echo": IPv6(src=g, dst="2001:db8:ffff::2") / ICMPv6EchoRequest(),
+        "echo_reply": IPv6(src=g, dst="2001:db8:ffff::2") / ICMPv6EchoReply(),
+        "mld_query": IPv6(src=ll, dst="ff02::1", hlim=1)
+        / IPv6ExtHdrHopByHop(options=[RouterAlert()])
+        / ICMPv6MLQuery(),
+        "echo_hbh": IPv6(src=g, dst="2001:db8:ffff::2")
+        / IPv6ExtHdrHopByHop(options=[RouterAlert()])
+        / ICMPv6EchoRequest(),
+        "tcp": IPv6(src=g, dst="2001:db8:ffff::2") / TCP(dport=547),
+        "udp_dns": IPv6(src=g, dst="2001:db8:ffff::2") / UDP(sport=546, dport=53),
+        "udp_546": IPv6(src=ll, dst="fe80::2") / UDP(sport=547, dport=546),
+        "arp": ARP(),
+    }
+    frames = {}
+    for i, (name, pkt) in enumerate(cases.items()):
+        src = f"02:00:00:00:01:{i:02x}"
+        frames[name] = bytes(Ether(src=src, dst="33:33:00:00:00:01") / pkt)
+    return frames
+
+
+PASSING = {"rs", "ra", "ns", "na", "mld1", "mld2", "dhcp", "dhcp_hbh"}
+
+
+def _filter_body() -> dict[str, Any]:
+    sh("ip", "link", "add", "pmtx", "type", "veth", "peer", "name", "pmrx")
+    # keep the kernel's own RS, DAD and MLD off the wire: only our frames count
+    for ifname in ("pmtx", "pmrx"):
+        Path(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6").write_text("1")
+    sh("ip", "link", "set", "pmtx", "up")
+    sh("ip", "link", "set", "pmrx", "up")
+    frames = crafted_frames()
+    by_mac = {}
+    for name, raw in frames.items():
+        by_mac[nd.mac_from_bytes(raw[6:12])] = name
+
+    async def run() -> dict[str, Any]:
+        got: list[str] = []
+        link = AccessLink("pmrx", lambda f: got.append(by_mac.get(f.src_mac, "?")))
+        link.start()
+        tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        tx.bind(("pmtx", 0))
+        for raw in frames.values():
+            tx.send(raw)
+        await asyncio.sleep(0.3)
+        # our own transmissions are not reported back
+        link.send(
+            nd.neighbor_solicitation(
+                src_mac=VMAC, src_ip=VLL, dst_mac="02:00:00:00:00:02", dst_ip=VLL
+            )
+        )
+        await asyncio.sleep(0.2)
+        tx.close()
+        link.close()
+        return {"got": got, "malformed": link.malformed, "sent": link.sent}
+
+    return asyncio.run(run())
+
+
+def test_filter_passes_only_control_frames(netns: Callable[[], str]) -> None:
+    result = in_netns(netns(), _filter_body)
+    assert sorted(result["got"]) == sorted(PASSING)
+    assert result["malformed"] == 0 and result["sent"] == 1
+
+
+def test_filter_program_shape() -> None:
+    program = control_frame_filter()
+    # every jump lands inside the program and the last two rows return
+    for i, (code, jt, jf, k) in enumerate(program):
+        if code & 0x07 == 0x05:
+            assert i + 1 + max(jt, jf, k if code == 0x05 else 0) < len(program)
+    assert program[-2] == (0x06, 0, 0, 0x40000)
+    assert program[-1] == (0x06, 0, 0, 0)
+
+
+# --- interface set-up and a real host on a bridge ---------------------------------
+
+
+def link_field(name: str, ifname: str = "pmbr") -> str:
+    """A field of ``ip -d -j link show`` (sysfs is the host's after setns)."""
+    (link,) = json.loads(sh("ip", "-d", "-j", "link", "show", ifname))
+    if name == "mcast_snooping":
+        return str(link["linkinfo"]["info_data"]["mcast_snooping"])
+    return str(link[name])
+
+
+def _bridge_body(ms_ns: str) -> dict[str, Any]:
+    sh("ip", "link", "add", "pmbr", "type", "bridge")
+    sh(
+        "ip",
+        "link",
+        "add",
+        "pmp1",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        ms_ns,
+    )
+    sh("ip", "link", "set", "pmp1", "master", "pmbr", "up")
+    sh("ip", "-n", ms_ns, "link", "set", "eth0", "up")
+    sysctl = "/proc/sys/net/ipv6/conf/pmbr"
+
+    async def run() -> dict[str, Any]:
+        before_mac = link_field("address")
+        state = await configure_access_interface("pmbr", VMAC, VLL)
+        out: dict[str, Any] = {
+            "mac": link_field("address"),
+            "accept_ra": Path(f"{sysctl}/accept_ra").read_text().strip(),
+            "forwarding": Path(f"{sysctl}/forwarding").read_text().strip(),
+            "snooping": link_field("mcast_snooping"),
+            "addrs": sh("ip", "-6", "addr", "show", "dev", "pmbr"),
+        }
+        frames: list[nd.LinkFrame] = []
+        link = AccessLink("pmbr", frames.append)
+        link.start()
+        ms = ["ip", "netns", "exec", ms_ns]
+
+        def run_ms(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*ms, *args], capture_output=True, text=True, timeout=30
+            )
+
+        # data: pings to the router's link-local and through it
+        await asyncio.sleep(0.1)
+        frames.clear()
+        ping = await asyncio.to_thread(
+            run_ms, "ping", "-c", "5", "-i", "0.05", "-W", "1", "fe80::1%eth0"
+        )
+        out["ping_rc"] = ping.returncode
+        out["ping_out"] = ping.stdout + ping.stderr
+        # the MS resolves fe80::1 first: its NS (and MLD) are control frames
+        out["ping_frames"] = sorted({f.kind.value for f in frames})
+        out["echo_frames"] = [f for f in frames if f.icmp_type in (128, 129)]
+
+        # control: an RS (rdisc6) and an NS (ndisc6) do reach us
+        frames.clear()
+        await asyncio.to_thread(run_ms, "rdisc6", "-1", "-r", "1", "-w", "200", "eth0")
+        ns = await asyncio.to_thread(
+            run_ms, "ndisc6", "-1", "-r", "1", "-w", "500", "fe80::1", "eth0"
+        )
+        await asyncio.sleep(0.1)
+        out["ndisc6"] = ns.stdout
+        out["control"] = sorted({f.kind.value for f in frames})
+        out["own"] = [f for f in frames if f.src_mac == VMAC]
+        out["received"] = link.received
+        link.close()
+
+        await state.restore()
+        out["restored_mac"] = link_field("address")
+        out["before_mac"] = before_mac
+        out["restored_addrs"] = sh("ip", "-6", "addr", "show", "dev", "pmbr")
+        out["restored_accept_ra"] = Path(f"{sysctl}/accept_ra").read_text().strip()
+        out["restored_snooping"] = link_field("mcast_snooping")
+        return out
+
+    return asyncio.run(run())
+
+
+def test_bridge_access_link_sees_nd_not_data(netns: Callable[[], str]) -> None:
+    mpa, ms = netns(), netns()
+    for scope in ("all", "default"):
+        ns_sh(ms, "sysctl", "-qw", f"net.ipv6.conf.{scope}.accept_dad=0")
+    out = in_netns(mpa, _bridge_body, ms)
+    ns_sh(ms, "true")
+
+    assert out["mac"] == VMAC
+    assert out["accept_ra"] == "0" and out["forwarding"] == "1"
+    assert out["snooping"] == "0"
+    assert "fe80::1/64" in out["addrs"]
+
+    assert out["ping_rc"] == 0, out["ping_out"]
+    # no data frame reached user space
+    assert out["echo_frames"] == []
+    assert not {"icmpv6", "ipv6"} & set(out["ping_frames"])
+    assert "rs" in out["control"] and "ns" in out["control"]
+    assert VMAC in out["ndisc6"].lower()  # the kernel answered the NS
+    assert out["own"] == []
+
+    assert out["restored_mac"] == out["before_mac"]
+    assert "fe80::1/64" not in out["restored_addrs"]
+    assert out["restored_snooping"] == "1"
+
+
+# --- bridge FDB events -------------------------------------------------------------
+
+
+def _fdb_body(other_ns: str) -> dict[str, Any]:
+    for cmd in (
+        "ip link add pmbr type bridge",
+        "ip link add pmbr2 type bridge",
+        "ip link set pmbr up",
+        "ip link set pmbr2 up",
+        "ip link add pmq0 type veth peer name pmq0b",
+        "ip link add pmq1 type veth peer name pmq1b",
+    ):
+        sh(*cmd.split())
+    # the stations are only the MACs we send from: keep the kernel's IPv6 quiet
+    for ifname in ("pmq0b", "pmq1b"):
+        Path(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6").write_text("1")
+    for cmd in (
+        "ip link set pmq0 master pmbr up",
+        "ip link set pmq0b up",
+        "ip link set pmq1 master pmbr up",
+        "ip link set pmq1b up",
+    ):
+        sh(*cmd.split())
+    mac_old = "02:00:00:00:bb:00"
+    mac1, mac2, mac3 = "02:00:00:00:bb:01", "02:00:00:00:bb:02", "02:00:00:00:bb:03"
+
+    def send_from(ifname: str, mac: str) -> None:
+        tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        tx.bind((ifname, 0))
+        tx.send(
+            nd.mac_to_bytes("33:33:00:00:00:01")
+            + nd.mac_to_bytes(mac)
+            + b"\x88\xb5"
+            + b"\x00" * 46
+        )
+        tx.close()
+
+    # a station the bridge knew before the watcher started
+    send_from("pmq0b", mac_old)
+    time.sleep(0.05)
+
+    async def run() -> dict[str, Any]:
+        events: list[tuple[str, str, str | None, float]] = []
+        got = asyncio.Event()
+
+        def on_station(mac: str, port: str) -> None:
+            events.append(("new", mac, port, time.monotonic()))
+            got.set()
+
+        def on_gone(mac: str) -> None:
+            events.append(("gone", mac, None, time.monotonic()))
+            got.set()
+
+        async def wait_for(kind: str, mac: str) -> float:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                for e in events:
+                    if e[0] == kind and e[1] == mac:
+                        return e[3]
+                got.clear()
+                with __import__("contextlib").suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(got.wait(), 0.5)
+            raise AssertionError(f"no {kind} event for {mac}: {events}")
+
+        out: dict[str, Any] = {}
+        watcher = BridgeWatcher("pmbr", on_station, on_gone)
+        await watcher.start()
+        await wait_for("new", mac_old)
+        out["replayed"] = [e[:3] for e in events]
+
+        latencies = []
+        for i in range(20):
+            mac = f"02:00:00:00:cc:{i:02x}"
+            sent = time.monotonic()
+            send_from("pmq1b", mac)
+            latencies.append(await wait_for("new", mac) - sent)
+        out["latencies"] = latencies
+
+        # three ways of leaving: nomaster, carrier down, moved to another namespace
+        send_from("pmq0b", mac1)
+        send_from("pmq1b", mac2)
+        await wait_for("new", mac1)
+        await wait_for("new", mac2)
+        out["stations"] = dict(watcher.stations)
+        events.clear()
+        t = time.monotonic()
+        sh("ip", "link", "set", "pmq0", "nomaster")
+        out["nomaster"] = await wait_for("gone", mac1) - t
+        out["gone_old"] = any(e[:2] == ("gone", mac_old) for e in events)
+
+        events.clear()
+        t = time.monotonic()
+        sh("ip", "link", "set", "pmq1b", "down")  # the port loses carrier
+        out["carrier"] = await wait_for("gone", mac2) - t
+
+        sh("ip", "link", "set", "pmq1b", "up")
+        events.clear()
+        await asyncio.sleep(0.1)
+        send_from("pmq1b", mac3)
+        await wait_for("new", mac3)
+        events.clear()
+        t = time.monotonic()
+        sh("ip", "link", "set", "pmq1", "netns", other_ns)
+        out["netns"] = await wait_for("gone", mac3) - t
+
+        # the port moves into another bridge: the first bridge's watcher sees gone
+        sh("ip", "link", "set", "pmq0", "master", "pmbr")
+        send_from("pmq0b", mac1)
+        await wait_for("new", mac1)
+        events.clear()
+        t = time.monotonic()
+        sh("ip", "link", "set", "pmq0", "master", "pmbr2")
+        out["other_bridge"] = await wait_for("gone", mac1) - t
+        out["final"] = dict(watcher.stations)
+        watcher.close()
+        return out
+
+    return asyncio.run(run())
+
+
+def test_bridge_watcher_reports_stations(netns: Callable[[], str]) -> None:
+    out = in_netns(netns(), _fdb_body, netns())
+    assert out["replayed"] == [("new", "02:00:00:00:bb:00", "pmq0")]
+    assert out["stations"]["02:00:00:00:bb:01"] == "pmq0"
+    assert out["stations"]["02:00:00:00:bb:02"] == "pmq1"
+    assert out["gone_old"]
+    assert out["final"] == {}
+    lat = sorted(out["latencies"])
+    print(
+        f"\nFDB learn event latency over {len(lat)} frames: "
+        f"min {lat[0] * 1e3:.2f} ms, median {lat[len(lat) // 2] * 1e3:.2f} ms, "
+        f"max {lat[-1] * 1e3:.2f} ms; gone after nomaster "
+        f"{out['nomaster'] * 1e3:.1f} ms, carrier down {out['carrier'] * 1e3:.1f} ms,"
+        f" netns move {out['netns'] * 1e3:.1f} ms, other bridge "
+        f"{out['other_bridge'] * 1e3:.1f} ms"
+    )
