@@ -487,3 +487,24 @@ async def test_a_non_mac_is_refused_without_a_request() -> None:
         await aaa.close()
         fake.transport.close()
     assert fake.received == []
+
+
+def test_lab_topology_radius_aaa_table_builds_a_radius_client() -> None:
+    import tomllib
+    from dataclasses import replace
+
+    from pmip6.lab.radius import lab_stations
+    from pmip6.lab.topology import Topology, TopologyError
+
+    topo = replace(Topology.default("x", mss=2), aaa="radius")
+    table = tomllib.loads(topo.mpa_config("mpa1"))["aaa"]
+    aaa = create_aaa(table)
+    assert isinstance(aaa, RadiusAaa)
+    assert [str(s) for s in aaa.servers] == ["[fd00::1]:1812"]
+    assert Topology.from_dict(topo.to_dict()).aaa == "radius"
+    assert [s.nai for s in lab_stations(topo)] == [
+        "ms1@example.net",
+        "ms2@example.net",
+    ]
+    with pytest.raises(TopologyError, match="aaa = 'ldap'"):
+        replace(topo, aaa="ldap").validate()

@@ -1,6 +1,6 @@
 """``pmip6 lab``: build and drive a lab of network namespaces.
 
-pmip6 lab up [--name pm] [--mpas 2] [--mss 1] [TOPOLOGY.toml]
+pmip6 lab up [--name pm] [--mpas 2] [--mss 1] [--aaa file|radius] [TOPOLOGY.toml]
 pmip6 lab status [--name pm] [--json]
 pmip6 lab exec [--name pm] NODE -- CMD...
 pmip6 lab move [--name pm] MS MPA
@@ -14,11 +14,12 @@ import json
 import os
 import signal
 import sys
+from dataclasses import replace
 from types import FrameType
 from typing import Any
 
 from pmip6.lab.lab import Lab, LabError
-from pmip6.lab.topology import Topology, TopologyError
+from pmip6.lab.topology import AAA_BACKENDS, Topology, TopologyError
 from pmip6.runtime.ctl import format_table
 
 HELP = "build and drive a lab of network namespaces"
@@ -38,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     up.add_argument("--mpas", type=int, help="number of MPAs (default 2)")
     up.add_argument("--mss", type=int, help="number of mobile stations (default 1)")
+    up.add_argument(
+        "--aaa",
+        choices=AAA_BACKENDS,
+        help="where the MPAs get profiles: a file (default) or FreeRADIUS "
+        "in the LMAP namespace",
+    )
     up.add_argument(
         "--no-daemons",
         action="store_true",
@@ -81,6 +88,8 @@ def _up(args: argparse.Namespace) -> int:
             raise TopologyError("--mss applies to the built-in topology only")
     else:
         topo = Topology.default(args.name, mpas=args.mpas or 2, mss=args.mss or 1)
+    if args.aaa:
+        topo = replace(topo, aaa=args.aaa)
     lab = Lab.create(topo)
     # SIGTERM tears down like Ctrl-C does
     signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import time
+import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network, ip_address, ip_network
@@ -30,7 +31,15 @@ from pathlib import Path
 from types import TracebackType
 
 from pmip6.aaa.base import AddressMode, MsProfile
+from pmip6.aaa.file import parse_stations
 from pmip6.aaa.radius import calling_station_id
+from pmip6.lab.topology import (
+    LMAP_ADDRESS,
+    RADIUS_PORT,
+    RADIUS_SECRET,
+    TRANSPORT,
+    Topology,
+)
 
 READY_LINE = "Ready to process requests"
 
@@ -318,6 +327,10 @@ class FreeRadius:
         return "(no log)"
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -344,3 +357,31 @@ class FreeRadius:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def lab_stations(topo: Topology) -> list[RadiusStation]:
+    """The stations of a lab's profiles file, so both backends agree."""
+    doc = tomllib.loads(topo.profiles())
+    return [
+        RadiusStation.from_profile(s.mac, s.profile)
+        for s in parse_stations(doc, "the lab's profiles")
+        if s.mac is not None
+    ]
+
+
+def for_lab(topo: Topology) -> FreeRadius:
+    """FreeRADIUS for ``pmip6 lab up --aaa radius``: in the LMAP namespace, on
+    the LMAP's transport address, answering every MPA of the transport link.
+
+    ``start()`` it after the namespaces exist; ``pid`` is what the lab records
+    so that ``pmip6 lab down`` stops it like the other daemons.
+    """
+    return FreeRadius(
+        topo.run_dir / "radius",
+        lab_stations(topo),
+        RADIUS_SECRET,
+        listen_address=str(LMAP_ADDRESS),
+        port=RADIUS_PORT,
+        netns=topo.ns("lmap"),
+        clients=[str(TRANSPORT)],
+    )

@@ -12,6 +12,7 @@ may override any default::
     log_level = "info"
     lifetime = 300           # PBU lifetime the MPAs request
     absent_timeout = 3.0     # seconds before an unanswered MS counts as gone
+    aaa = "file"             # or "radius": FreeRADIUS in the LMAP namespace
 
     [[ms]]                   # one table per mobile station (default: one)
     name = "ms1"
@@ -46,6 +47,11 @@ LNP_SPACE = IPv6Network("2001:db8:1::/48")
 # seed 6.2: every MPA of a domain shows the MS the same router
 VIRTUAL_MAC = "02:00:5e:00:53:01"
 VIRTUAL_LINK_LOCAL = IPv6Address("fe80::1")
+# AAA: the file backend, or FreeRADIUS listening on the LMAP's transport
+# address; the secret only guards the lab's own namespaces
+AAA_BACKENDS = ("file", "radius")
+RADIUS_PORT = 1812
+RADIUS_SECRET = "pmip6-lab"
 
 # interface names inside the namespaces
 CN_IF = "eth0"  # CN: its only link
@@ -114,6 +120,9 @@ class Topology:
     log_level: str = "info"
     lifetime: int = 300
     absent_timeout: float = 3.0
+    # where the MPAs get profiles: "file" (profiles.toml) or "radius"
+    # (FreeRADIUS in the LMAP namespace, see pmip6.lab.radius)
+    aaa: str = "file"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     # --- names -----------------------------------------------------------
@@ -190,6 +199,7 @@ class Topology:
             "log_level",
             "lifetime",
             "absent_timeout",
+            "aaa",
         }
         if unknown:
             raise TopologyError(f"unknown [lab] keys: {', '.join(sorted(unknown))}")
@@ -201,6 +211,7 @@ class Topology:
             log_level=lab.get("log_level", "info"),
             lifetime=int(lab.get("lifetime", 300)),
             absent_timeout=float(lab.get("absent_timeout", 3.0)),
+            aaa=lab.get("aaa", "file"),
         )
         entries = data.get("ms", [{}])
         stations = []
@@ -243,6 +254,8 @@ class Topology:
                 f"lab name {self.name!r}: 1 to 10 lowercase letters and digits, "
                 "starting with a letter (it prefixes namespace names)"
             )
+        if self.aaa not in AAA_BACKENDS:
+            raise TopologyError(f"aaa = {self.aaa!r}: one of {', '.join(AAA_BACKENDS)}")
         if not 1 <= self.mpas <= 50:
             raise TopologyError(f"mpas = {self.mpas}: between 1 and 50")
         names = [s.name for s in self.stations]
@@ -306,7 +319,18 @@ class Topology:
                 "control_socket": str(d / f"{mpa}.sock"),
                 "log_level": self.log_level,
             },
-        ) + _toml("aaa", {"backend": "file", "file": "profiles.toml"})
+        ) + _toml("aaa", self.aaa_config())
+
+    def aaa_config(self) -> dict[str, Any]:
+        """The MPAs' ``[aaa]`` table."""
+        if self.aaa == "radius":
+            server = {
+                "address": str(LMAP_ADDRESS),
+                "port": RADIUS_PORT,
+                "secret": RADIUS_SECRET,
+            }
+            return {"backend": "radius", "servers": [server], "timeout": 1.0}
+        return {"backend": "file", "file": "profiles.toml"}
 
     def profiles(self) -> str:
         """The AAA profiles file: every known station, keyed by MAC and NAI."""
@@ -337,6 +361,7 @@ class Topology:
                 "log_level": self.log_level,
                 "lifetime": self.lifetime,
                 "absent_timeout": self.absent_timeout,
+                "aaa": self.aaa,
             },
             "ms": [
                 {
@@ -359,6 +384,8 @@ def _value(v: Any) -> str:
         return repr(v)
     if isinstance(v, list):
         return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
     text = str(v).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
 
