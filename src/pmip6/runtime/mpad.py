@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from pmip6.aaa import Aaa, AaaError, create_aaa
+from pmip6.core.dhcp_relay import client_frame
 from pmip6.core.mpa import (
     AskAaa,
     Attach,
@@ -42,6 +44,8 @@ from pmip6.core.mpa import (
     LogEvent,
     MpaEngine,
     MpaSettings,
+    RelayDhcp,
+    SendDhcp,
     SendMh,
     SendNa,
     SendNs,
@@ -71,9 +75,8 @@ HELP = "run the Mobility Proxy Agent daemon"
 
 log = logging.getLogger("pmip6.mpa")
 
-ETH_P_IPV6 = 0x86DD
-PACKET_OUTGOING = 4
 WARN_INTERVAL = 10.0
+DHCP_SERVER_PORT = 547
 
 
 # --- configuration --------------------------------------------------------------
@@ -96,6 +99,7 @@ class MpaConfig:
     leave_delay: float
     router_lifetime: int
     ra_mtu: int | None
+    dhcp_server: IPv6Address | None
     profile: str
     dataplane: str
     control_socket: str
@@ -113,6 +117,7 @@ class MpaConfig:
             leave_delay=self.leave_delay,
             router_lifetime=self.router_lifetime,
             ra_mtu=self.ra_mtu,
+            dhcp_server=self.dhcp_server,
             profile=profile_named(self.profile),
         )
 
@@ -129,6 +134,7 @@ _KEYS = {
     "leave_delay",
     "router_lifetime",
     "ra_mtu",
+    "dhcp_server",
     "profile",
     "dataplane",
     "control_socket",
@@ -228,6 +234,10 @@ def parse_config(
     if ra_mtu is not None:
         ra_mtu = integer("ra_mtu", 1280, 1280, 65535)
 
+    dhcp_server = None
+    if section.get("dhcp_server") is not None:
+        dhcp_server = address("dhcp_server", None)
+
     configure = section.get("configure_access", True)
     if not isinstance(configure, bool):
         raise fail("configure_access", f"expected true or false, got {configure!r}")
@@ -256,6 +266,7 @@ def parse_config(
         leave_delay=number("leave_delay", 3.0, 0.0, 3600.0),
         router_lifetime=integer("router_lifetime", 1800, 0, 9000),
         ra_mtu=ra_mtu,
+        dhcp_server=dhcp_server,
         profile=profile,
         dataplane=dataplane,
         control_socket=control,
@@ -322,6 +333,7 @@ class MpaDaemon:
         self.aaa = aaa
         self.engine = MpaEngine(config.settings(), random.randrange(1 << 16))
         self.sock: MobilitySocket | None = None
+        self.dhcp: socket.socket | None = None
         self.control: ControlServer | None = None
         self.links: dict[str, AccessLink] = {}
         self.watchers: list[BridgeWatcher] = []
@@ -384,6 +396,7 @@ class MpaDaemon:
 
         self.sock = MobilitySocket(cfg.address)
         self.sock.set_handler(self._datagram)
+        self._open_dhcp()
         self.control = ControlServer(
             cfg.control_socket,
             {"visitors": self._cmd_visitors, "status": self._cmd_status},
@@ -416,6 +429,10 @@ class MpaDaemon:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+        if self.dhcp is not None:
+            asyncio.get_running_loop().remove_reader(self.dhcp.fileno())
+            self.dhcp.close()
+            self.dhcp = None
         if self.control is not None:
             await self.control.close()
         if self.aaa is not None:
@@ -465,6 +482,10 @@ class MpaDaemon:
             and frame.target is not None
         ):
             effects = engine.dad_ns(mac, ifname, frame.target, now)
+        elif frame.kind is kind.DHCPV6:
+            effects = engine.dhcp_from_station(
+                mac, ifname, frame.src_ip, frame.payload, now
+            )
         elif frame.kind is kind.ROUTER_ADVERTISEMENT:
             return  # another router on the access link: not a station's sign
         else:
@@ -497,6 +518,32 @@ class MpaDaemon:
             if timing is not None and timing.pba_received is None:
                 timing.pba_received = now
         self._apply(self.engine.mh_received(src, message, now))
+
+    def _open_dhcp(self) -> None:
+        """The relay's socket: UDP port 547 on the own address (RFC 8415 19)."""
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((str(self.config.address), DHCP_SERVER_PORT))
+        except OSError as exc:
+            sock.close()
+            log.warning("DHCPv6 relay off: cannot bind port 547: %s", exc)
+            return
+        self.dhcp = sock
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._dhcp_readable)
+
+    def _dhcp_readable(self) -> None:
+        assert self.dhcp is not None
+        for _ in range(64):
+            try:
+                data, addr = self.dhcp.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("DHCPv6 receive error: %s", exc)
+                return
+            src = IPv6Address(addr[0].partition("%")[0])
+            self._apply(self.engine.dhcp_from_server(src, data, time.monotonic()))
 
     async def _ask_aaa(self, mac: str, nai: str | None) -> None:
         assert self.aaa is not None
@@ -576,6 +623,25 @@ class MpaDaemon:
                         src_ip=cfg.virtual_link_local,
                         dst_mac=effect.mac,
                         dst_ip=effect.target,
+                    ),
+                )
+            elif isinstance(effect, RelayDhcp):
+                if self.dhcp is not None:
+                    try:
+                        self.dhcp.sendto(
+                            effect.payload, (str(effect.server), DHCP_SERVER_PORT)
+                        )
+                    except OSError as exc:
+                        log.debug("DHCPv6 relay to %s: %s", effect.server, exc)
+            elif isinstance(effect, SendDhcp):
+                self._send_frame(
+                    effect.access,
+                    client_frame(
+                        effect.payload,
+                        src_mac=cfg.virtual_mac,
+                        src_address=cfg.virtual_link_local,
+                        dst_mac=effect.mac,
+                        dst_address=effect.dst,
                     ),
                 )
             elif isinstance(effect, AskAaa):
