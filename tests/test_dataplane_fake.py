@@ -103,3 +103,33 @@ def test_injected_failure_fires_once() -> None:
     assert dp.lmap_bindings == {}
     dp.lmap_bind(LOA, MPA1)
     assert dp.lmap_bindings == {LOA: MPA1}
+
+
+def test_fake_and_none_accept_kernel_options() -> None:
+    assert create("fake", netns="x", fast=False).name == "fake"
+    assert create("none", netns="x").name == "none"
+
+
+def test_forced_backend_unavailable_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pmip6.dataplane import ip6tnl, seg6
+
+    monkeypatch.setattr(seg6, "unavailable_reason", lambda: "no seg6 here")
+    monkeypatch.setattr(ip6tnl, "unavailable_reason", lambda: "no ip6tnl here")
+    with pytest.raises(DataPlaneError, match="'seg6' is unavailable: no seg6 here"):
+        create("seg6")
+    with pytest.raises(DataPlaneError, match="'ip6tnl' is unavailable: no ip6tnl"):
+        create("ip6tnl")
+    with pytest.raises(DataPlaneError, match="'seg6' is unavailable"):
+        create("auto")
+
+
+def test_null_backend_does_nothing() -> None:
+    dp = create("none")
+    dp.start()
+    dp.lmap_setup(LMAP, "eth0")
+    dp.lmap_bind(LOA, MPA1)
+    dp.mpa_attach(LOA, "br0", LMAP)
+    dp.lmap_reconcile({})
+    dp.mpa_reconcile({})
+    dp.stop()
+    assert dp.name == "none"

@@ -27,6 +27,11 @@ BACKENDS = ("auto", "seg6", "ip6tnl", "fake", "none")
 
 def create(name: str = "auto", **kw: Any) -> DataPlane:
     """Return an unstarted backend; keyword arguments go to its constructor."""
+    if name in ("fake", "none"):
+        # the kernel-only options mean nothing here; accept them so that a
+        # daemon can pass the same keywords whatever its configured backend
+        kw.pop("netns", None)
+        kw.pop("fast", None)
     if name == "fake":
         return FakeDataPlane(**kw)
     if name == "none":
