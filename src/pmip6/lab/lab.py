@@ -64,6 +64,14 @@ MS_SYSCTLS = {
     "router_solicitation_interval": 1,
 }
 
+# Lab infrastructure (CN, LMAP, MPAs, transport): addresses are unique by
+# construction, so links are usable at once, without duplicate address detection.
+INFRA_SYSCTLS = {"net.ipv6.conf.default.accept_dad": 0}
+ROUTER_SYSCTLS = {
+    "net.ipv6.conf.all.forwarding": 1,
+    "net.ipv6.conf.default.accept_ra": 0,
+}
+
 DAEMON_START_TIMEOUT = 15.0
 
 
@@ -223,12 +231,15 @@ class Lab:
 
     # --- building ---------------------------------------------------------
 
-    def _netns_add(self, node: str) -> str:
+    def _netns_add(self, node: str, **sysctls: int) -> str:
+        """Create the node's namespace; set sysctls before any link exists."""
         ns = self.topo.ns(node)
         ip("netns", "add", ns)
         self.state["namespaces"].append(ns)
         self.save()
         ip("link", "set", "lo", "up", ns=ns)
+        if sysctls:
+            sysctl(ns, **sysctls)
         return ns
 
     def _build(self, say: Say) -> None:
@@ -238,12 +249,12 @@ class Lab:
         self.save()
 
         # transport: a bridge in its own namespace, like a switch
-        tr = self._netns_add("tr")
+        tr = self._netns_add("tr", **INFRA_SYSCTLS)
         _bridge(tr, ACCESS_IF)
 
         # CN and LMAP, CN link 2001:db8:ffff::/64
-        cn = self._netns_add("cn")
-        lmap = self._netns_add("lmap")
+        cn = self._netns_add("cn", **INFRA_SYSCTLS)
+        lmap = self._netns_add("lmap", **INFRA_SYSCTLS, **ROUTER_SYSCTLS)
         ip("link", "add", LMAP_CN_IF, "type", "veth", "peer", "name", CN_IF,
            "netns", cn, ns=lmap)  # fmt: skip
         plen = CN_LINK.prefixlen
@@ -251,37 +262,35 @@ class Lab:
         ip("-6", "route", "add", "default", "via", str(LMAP_CN_ADDRESS), ns=cn)
         _addr(lmap, LMAP_CN_IF, f"{LMAP_CN_ADDRESS}/{plen}")
         _uplink(lmap, tr, "lmap", f"{LMAP_ADDRESS}/64")
-        sysctl(lmap, **{"net.ipv6.conf.all.forwarding": 1})
         say(f"{cn}: CN {CN_ADDRESS}; {lmap}: LMAP {LMAP_ADDRESS}")
 
         # MPAs: uplink to the transport bridge, a bridge as base station
         for mpa in topo.mpa_names:
-            ns = self._netns_add(mpa)
+            ns = self._netns_add(mpa, **INFRA_SYSCTLS, **ROUTER_SYSCTLS)
             k = topo.mpa_index(mpa)
             _uplink(ns, tr, mpa, f"{mpa_address(k)}/64")
             _bridge(ns, ACCESS_IF, address=VIRTUAL_MAC)
-            sysctl(
-                ns,
-                **{
-                    "net.ipv6.conf.all.forwarding": 1,
-                    f"net.ipv6.conf.{ACCESS_IF}.accept_ra": 0,
-                },
-            )
             say(f"{ns}: MPA {mpa_address(k)}, base station bridge {ACCESS_IF}")
 
         # stations: the MS end is configured, its peer waits (down) at its MPA
         for s in topo.stations:
-            ns = self._netns_add(s.name)
+            ns = self._netns_add(
+                s.name,
+                **{"net.ipv6.conf.all.forwarding": 0},
+                **{f"net.ipv6.conf.default.{k}": v for k, v in MS_SYSCTLS.items()},
+            )
             mpa_ns = topo.ns(s.at)
             ip("link", "add", MS_IF, "address", s.mac, "type", "veth", "peer",
                "name", s.peer, "netns", mpa_ns, ns=ns)  # fmt: skip
-            sysctl(
-                ns,
-                **{"net.ipv6.conf.all.forwarding": 0},
-                **{f"net.ipv6.conf.{MS_IF}.{k}": v for k, v in MS_SYSCTLS.items()},
-            )
             ip("link", "set", MS_IF, "up", ns=ns)
             say(f"{ns}: MS {s.mac} ({'known' if s.known else 'unknown'} to AAA)")
+
+        # the kernel activates a new link's queue (operstate UP) up to a second
+        # after it comes up, and drops what is sent before: wait for it
+        links = {tr: [ACCESS_IF], cn: [CN_IF], lmap: [LMAP_CN_IF, UPLINK_IF]}
+        links.update({topo.ns(m): [UPLINK_IF] for m in topo.mpa_names})
+        if not wait_for(lambda: all(_operstate_up(n, i) for n, i in links.items()), 5):
+            raise LabError("the lab's links did not come up within 5 s")
 
         # generated configs
         d = topo.run_dir
@@ -470,7 +479,26 @@ class Lab:
                               "0.2", "-W", "1", str(address)])  # fmt: skip
         return out.returncode == 0
 
+    def wait_loa(self, ms: str, timeout: float = 15.0) -> IPv6Address | None:
+        """Wait until the MS's kernel has a usable address in its LNP."""
+        return wait_for(lambda: self.loa(ms), timeout)
+
     # --- what the daemons hold ----------------------------------------------
+
+    def binding_for(self, nai: str) -> dict[str, Any] | None:
+        for b in self.bindings():
+            if b.get("nai") == nai:
+                return b
+        return None
+
+    def visitor_entries(self, nai: str) -> dict[str, list[dict[str, Any]]]:
+        """Every MPA's visitor entries for ``nai`` (MPAs without one left out)."""
+        found = {}
+        for mpa in self.topo.mpa_names:
+            entries = [v for v in self.visitors(mpa) if v.get("nai") == nai]
+            if entries:
+                found[mpa] = entries
+        return found
 
     def bindings(self) -> list[dict[str, Any]]:
         result = request(self.socket("lmap"), "bindings", timeout=2.0)
@@ -520,6 +548,27 @@ class Lab:
             except (ConnectionError, OSError, RuntimeError, ValueError) as exc:
                 report["visitors"][mpa] = f"unavailable: {exc}"
         return report
+
+
+def wait_for(probe: Callable[[], Any], timeout: float, interval: float = 0.02) -> Any:
+    """Call ``probe`` until it returns something true; that, or None on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
+def _operstate_up(ns: str, ifnames: list[str]) -> bool:
+    out = ip("-j", "link", "show", ns=ns, check=False)
+    try:
+        state = {e["ifname"]: e.get("operstate") for e in json.loads(out)}
+    except ValueError:
+        return False
+    return all(state.get(i) == "UP" for i in ifnames)
 
 
 def _reap(pid: int) -> None:
