@@ -15,7 +15,7 @@ import subprocess
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from ipaddress import IPv6Address
+from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ pytestmark = pytest.mark.root
 
 VMAC = "02:00:5e:00:53:01"
 VLL = IPv6Address("fe80::1")
+LNP = IPv6Network("2001:db8:1:1::/64")
 _counter = 0
 
 
@@ -284,6 +285,38 @@ def _bridge_body(ms_ns: str) -> dict[str, Any]:
         out["control"] = sorted({f.kind.value for f in frames})
         out["own"] = [f for f in frames if f.src_mac == VMAC]
         out["received"] = link.received
+
+        # an RA sent through the bridge reaches the MS, which forms LNP + EUI-64
+        # and runs DAD: the DAD NS names the LoA (seed 6.3)
+        rs = next(f for f in frames if f.kind is nd.FrameKind.ROUTER_SOLICITATION)
+        await asyncio.to_thread(
+            run_ms, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=1"
+        )
+        frames.clear()
+        link.send(
+            nd.router_advertisement(
+                src_mac=VMAC,
+                src_ip=VLL,
+                dst_mac=rs.src_mac,
+                dst_ip=rs.src_ip,
+                prefixes=[nd.PrefixInformation(LNP, on_link=False, autonomous=True)],
+            )
+        )
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            dad = [
+                f
+                for f in frames
+                if f.kind is nd.FrameKind.NEIGHBOR_SOLICITATION
+                and f.src_ip == IPv6Address("::")
+                and f.target in LNP
+            ]
+            if dad:
+                break
+        out["dad_targets"] = sorted({str(f.target) for f in dad})
+        out["ms_mac"] = rs.src_mac
+        routes = await asyncio.to_thread(run_ms, "ip", "-6", "route", "show")
+        out["ms_routes"] = routes.stdout
         link.close()
 
         await state.restore()
@@ -317,9 +350,18 @@ def test_bridge_access_link_sees_nd_not_data(netns: Callable[[], str]) -> None:
     assert VMAC in out["ndisc6"].lower()  # the kernel answered the NS
     assert out["own"] == []
 
+    # EUI-64 from the MS's MAC (seed 8.1), default route via the virtual router
+    mac = bytes.fromhex(out["ms_mac"].replace(":", ""))
+    eui = bytes([mac[0] ^ 2]) + mac[1:3] + b"\xff\xfe" + mac[3:]
+    loa = IPv6Address(LNP.network_address.packed[:8] + eui)
+    assert out["dad_targets"] == [str(loa)]
+    assert "default via fe80::1 dev eth0" in out["ms_routes"]
+    assert str(LNP) not in out["ms_routes"]  # L=0: no on-link route
+
     assert out["restored_mac"] == out["before_mac"]
     assert "fe80::1/64" not in out["restored_addrs"]
     assert out["restored_snooping"] == "1"
+    assert out["restored_accept_ra"] == "1"
 
 
 # --- bridge FDB events -------------------------------------------------------------
@@ -458,3 +500,46 @@ def test_bridge_watcher_reports_stations(netns: Callable[[], str]) -> None:
         f" netns move {out['netns'] * 1e3:.1f} ms, other bridge "
         f"{out['other_bridge'] * 1e3:.1f} ms"
     )
+
+
+def _ageing_body() -> dict[str, Any]:
+    sh("ip", "link", "add", "pmbr", "type", "bridge", "ageing_time", "100")  # 1 s
+    sh("ip", "link", "add", "pmq0", "type", "veth", "peer", "name", "pmq0b")
+    Path("/proc/sys/net/ipv6/conf/pmq0b/disable_ipv6").write_text("1")
+    for cmd in (
+        "ip link set pmbr up",
+        "ip link set pmq0 master pmbr up",
+        "ip link set pmq0b up",
+    ):
+        sh(*cmd.split())
+    mac = "02:00:00:00:dd:01"
+
+    async def run() -> dict[str, Any]:
+        new: dict[str, float] = {}
+        gone: dict[str, float] = {}
+        done = asyncio.Event()
+
+        def on_gone(m: str) -> None:
+            gone[m] = time.monotonic()
+            done.set()
+
+        watcher = BridgeWatcher(
+            "pmbr", lambda m, p: new.setdefault(m, time.monotonic()), on_gone
+        )
+        await watcher.start()
+        tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        tx.bind(("pmq0b", 0))
+        tx.send(nd.mac_to_bytes("ff:ff:ff:ff:ff:ff") + nd.mac_to_bytes(mac) + bytes(50))
+        tx.close()
+        await asyncio.wait_for(done.wait(), 10)
+        watcher.close()
+        return {"new": mac in new, "aged": gone[mac] - new[mac]}
+
+    return asyncio.run(run())
+
+
+def test_bridge_watcher_reports_aged_out_station(netns: Callable[[], str]) -> None:
+    out = in_netns(netns(), _ageing_body)
+    assert out["new"]
+    assert out["aged"] >= 0.9  # not before the ageing time
+    print(f"\nFDB entry with ageing_time 1 s reported gone after {out['aged']:.2f} s")

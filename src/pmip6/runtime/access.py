@@ -136,9 +136,11 @@ async def configure_access_interface(
     DAD (every MPA carries the same one), brings the link up, and sets
     ``accept_ra=0`` and ``forwarding=1`` for the interface (the kernel then
     sends no RS, takes no RA, and answers NS for the link-local with the
-    router flag). On a bridge it also turns multicast snooping off: with it on,
-    a DAD NS to a group the MS has joined is not passed up to the bridge
-    device, and the MPA would miss its cue to the LoA (seed 6.3).
+    router flag). On a bridge it also turns multicast snooping off: once an MLD
+    querier is active, a snooping bridge passes a DAD NS (sent to a group
+    only the MS has joined) to the MS's port alone, and the MPA would miss its
+    cue to the LoA (seed 6.3). Without a querier the bridge floods unknown
+    groups to itself as well, which is why the lab works either way.
     Returns the record that ``restore()`` uses at stop.
     """
     mac = normalise_mac(virtual_mac)
