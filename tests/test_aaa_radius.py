@@ -508,3 +508,36 @@ def test_lab_topology_radius_aaa_table_builds_a_radius_client() -> None:
     ]
     with pytest.raises(TopologyError, match="aaa = 'ldap'"):
         replace(topo, aaa="ldap").validate()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x02",  # shorter than a header
+        b"\x02\x00\x00\x10" + bytes(16),  # Length below 20
+        b"\x02\x00\x00\x18" + bytes(16) + b"\x01\x01\x00\x00",  # attribute length 1
+        b"\x02\x00\x00\x17" + bytes(16) + b"\x1a\x03\x00",  # truncated VSA
+        b"\x02\x00\x01\x00" + bytes(16),  # Length beyond the datagram
+    ],
+)
+@run_async
+async def test_garbage_replies_are_dropped_and_the_request_times_out(
+    garbage: bytes,
+) -> None:
+    def answer(request: rp.AuthPacket) -> bytes:
+        # the Identifier of the request, so the reply reaches the decoder
+        if len(garbage) < 2:
+            return garbage
+        return garbage[:1] + bytes([request.id]) + garbage[2:]
+
+    fake, server = await serve(answer)
+    aaa = RadiusAaa([server], timeout=0.05, retries=0)
+    try:
+        with pytest.raises(
+            AaaError,
+            match=r"no RADIUS server answered: .*(timed out|undecodable|verification)",
+        ):
+            await aaa.authenticate(MAC)
+    finally:
+        await aaa.close()
+        fake.transport.close()

@@ -229,19 +229,19 @@ class _Channel(asyncio.DatagramProtocol):
         if future.done():
             return
 
-        try:
-            reply = radius_packet.AuthPacket(
-                packet=data, secret=self.server.secret, dict=self.dictionary
-            )
-        except radius_packet.PacketError as exc:
-            self._bad_reply(f"undecodable reply ({exc})")
-            return
-
         # RFC 2865 3: a reply whose Response Authenticator does not verify is
         # silently discarded; the request may still time out and fail over.
         # A Message-Authenticator in the reply is required by default against
         # BlastRADIUS (CVE-2024-3596); servers older than 2024 may not send one.
-        if not request.VerifyReply(reply, data, enforce_ma=self.require_ma):
+        try:
+            reply = radius_packet.AuthPacket(
+                packet=data, secret=self.server.secret, dict=self.dictionary
+            )
+            verified = request.VerifyReply(reply, data, enforce_ma=self.require_ma)
+        except Exception as exc:  # any bytes from the network: never crash
+            self._bad_reply(f"undecodable reply ({exc})")
+            return
+        if not verified:
             self._bad_reply("reply failed authenticator verification (wrong secret?)")
             return
         if reply.code not in (
