@@ -221,13 +221,17 @@ def test_handover_times_report_missing_points_as_none() -> None:
 
 
 def test_pinger_counts_replies_and_losses_by_sequence() -> None:
-    script = 'for s in 1 2 5 6; do echo "64 bytes from ::1: icmp_seq=$s ttl=64"; done'
+    script = (
+        'for s in 1 2 5 6; do echo "64 bytes from ::1: icmp_seq=$s ttl=64"; done; '
+        'echo "7 packets transmitted, 4 received, 42% packet loss"'
+    )
     p = Pinger(["sh", "-c", script])
     p.proc.wait()
     assert p.wait_reply_after(2, timeout=2.0) == 5
     assert p.lost_between(2, 5) == 2
     stats = p.stop()
     assert stats == {"received": 4, "last": 6}
+    assert p.transmitted == 7
 
 
 def test_format_status_marks_missing_parts() -> None:

@@ -245,9 +245,11 @@ class Pinger:
     """``ping -6 -i INTERVAL`` from a lab node; replies recorded by icmp_seq."""
 
     LINE = re.compile(r"icmp_seq=(\d+)")
+    SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
     def __init__(self, argv: list[str]) -> None:
         self.replies: dict[int, float] = {}
+        self.transmitted: int | None = None  # from ping's own summary
         self._lock = threading.Lock()
         self.proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -258,6 +260,9 @@ class Pinger:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
+            summary = self.SUMMARY.search(line)
+            if summary:
+                self.transmitted = int(summary.group(1))
             m = self.LINE.search(line)
             if m and "bytes from" in line:
                 with self._lock:

@@ -290,8 +290,9 @@ class Demo:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=2.0)
         stats = self.pinger.stop()
+        sent = self.pinger.transmitted
         return {
-            "transmitted": max(stats["last"], received),
+            "transmitted": sent if sent is not None else max(stats["last"], received),
             "received": stats["received"],
         }
 

@@ -446,7 +446,8 @@ class Lab:
         if not out.strip():
             return []
         entries = json.loads(out)
-        return [a for e in entries for a in e.get("addr_info", [])]
+        # ip -j lists filtered-out addresses as entries without "local"
+        return [a for e in entries for a in e.get("addr_info", []) if "local" in a]
 
     def loa(self, ms: str) -> IPv6Address | None:
         """The MS's usable (not tentative) address inside its LNP, if any."""
@@ -481,7 +482,8 @@ class Lab:
 
     def wait_loa(self, ms: str, timeout: float = 15.0) -> IPv6Address | None:
         """Wait until the MS's kernel has a usable address in its LNP."""
-        return wait_for(lambda: self.loa(ms), timeout)
+        found: IPv6Address | None = wait_for(lambda: self.loa(ms), timeout)
+        return found
 
     # --- what the daemons hold ----------------------------------------------
 

@@ -13,6 +13,7 @@ may override any default::
     lifetime = 300           # PBU lifetime the MPAs request
     absent_timeout = 3.0     # seconds before an unanswered MS counts as gone
     aaa = "file"             # or "radius": FreeRADIUS in the LMAP namespace
+    dhcp = false             # true: stations get their LoA from Kea DHCPv6
 
     [[ms]]                   # one table per mobile station (default: one)
     name = "ms1"
@@ -44,6 +45,8 @@ CN_LINK = IPv6Network("2001:db8:ffff::/64")
 CN_ADDRESS = IPv6Address("2001:db8:ffff::2")
 LMAP_CN_ADDRESS = IPv6Address("2001:db8:ffff::1")
 LNP_SPACE = IPv6Network("2001:db8:1::/48")
+# the lab's DHCPv6 server (Kea), a second address on the LMAP's uplink
+DHCP_ADDRESS = IPv6Address("fd00::2")
 # seed 6.2: every MPA of a domain shows the MS the same router
 VIRTUAL_MAC = "02:00:5e:00:53:01"
 VIRTUAL_LINK_LOCAL = IPv6Address("fe80::1")
@@ -123,6 +126,9 @@ class Topology:
     # where the MPAs get profiles: "file" (profiles.toml) or "radius"
     # (FreeRADIUS in the LMAP namespace, see pmip6.lab.radius)
     aaa: str = "file"
+    # stateful DHCPv6 (seed 6.3 item 3): Kea in the LMAP namespace on
+    # DHCP_ADDRESS, one pool per LNP; stations run dhclient, RAs carry M
+    dhcp: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     # --- names -----------------------------------------------------------
@@ -200,6 +206,7 @@ class Topology:
             "lifetime",
             "absent_timeout",
             "aaa",
+            "dhcp",
         }
         if unknown:
             raise TopologyError(f"unknown [lab] keys: {', '.join(sorted(unknown))}")
@@ -212,6 +219,7 @@ class Topology:
             lifetime=int(lab.get("lifetime", 300)),
             absent_timeout=float(lab.get("absent_timeout", 3.0)),
             aaa=lab.get("aaa", "file"),
+            dhcp=bool(lab.get("dhcp", False)),
         )
         entries = data.get("ms", [{}])
         stations = []
@@ -318,6 +326,7 @@ class Topology:
                 "dataplane": self.dataplane,
                 "control_socket": str(d / f"{mpa}.sock"),
                 "log_level": self.log_level,
+                **({"dhcp_server": str(DHCP_ADDRESS)} if self.dhcp else {}),
             },
         ) + _toml("aaa", self.aaa_config())
 
@@ -346,6 +355,14 @@ class Topology:
                         "nai": s.nai,
                         "lmap": str(LMAP_ADDRESS),
                         "lnp": str(s.lnp),
+                        **(
+                            {
+                                "address_mode": "dhcpv6",
+                                "dhcp_server": str(DHCP_ADDRESS),
+                            }
+                            if self.dhcp
+                            else {}
+                        ),
                     }
                 )
             )
@@ -362,6 +379,7 @@ class Topology:
                 "lifetime": self.lifetime,
                 "absent_timeout": self.absent_timeout,
                 "aaa": self.aaa,
+                "dhcp": self.dhcp,
             },
             "ms": [
                 {
