@@ -219,7 +219,7 @@ class Topology:
             lifetime=int(lab.get("lifetime", 300)),
             absent_timeout=float(lab.get("absent_timeout", 3.0)),
             aaa=lab.get("aaa", "file"),
-            dhcp=bool(lab.get("dhcp", False)),
+            dhcp=lab.get("dhcp", False),
         )
         entries = data.get("ms", [{}])
         stations = []
@@ -262,6 +262,8 @@ class Topology:
                 f"lab name {self.name!r}: 1 to 10 lowercase letters and digits, "
                 "starting with a letter (it prefixes namespace names)"
             )
+        if not isinstance(self.dhcp, bool):
+            raise TopologyError(f"dhcp = {self.dhcp!r}: true or false")
         if self.aaa not in AAA_BACKENDS:
             raise TopologyError(f"aaa = {self.aaa!r}: one of {', '.join(AAA_BACKENDS)}")
         if not 1 <= self.mpas <= 50:
