@@ -26,6 +26,7 @@ from pmip6.runtime.access import (
     BridgeWatcher,
     configure_access_interface,
     control_frame_filter,
+    is_bridge,
 )
 from pmip6.wire import nd
 
@@ -243,6 +244,9 @@ def _bridge_body(ms_ns: str) -> dict[str, Any]:
     sysctl = "/proc/sys/net/ipv6/conf/pmbr"
 
     async def run() -> dict[str, Any]:
+        assert await is_bridge("pmbr")
+        assert not await is_bridge("pmp1")
+        assert not await is_bridge("absent0")
         before_mac = link_field("address")
         state = await configure_access_interface("pmbr", VMAC, VLL)
         out: dict[str, Any] = {
@@ -390,16 +394,20 @@ def _fdb_body(other_ns: str) -> dict[str, Any]:
     mac_old = "02:00:00:00:bb:00"
     mac1, mac2, mac3 = "02:00:00:00:bb:01", "02:00:00:00:bb:02", "02:00:00:00:bb:03"
 
+    # sockets stay open: closing a packet socket waits for an RCU grace period
+    # (milliseconds), which would be counted as event latency
+    senders: dict[str, socket.socket] = {}
+
     def send_from(ifname: str, mac: str) -> None:
-        tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        tx.bind((ifname, 0))
-        tx.send(
+        if ifname not in senders:
+            senders[ifname] = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            senders[ifname].bind((ifname, 0))
+        senders[ifname].send(
             nd.mac_to_bytes("33:33:00:00:00:01")
             + nd.mac_to_bytes(mac)
             + b"\x88\xb5"
             + b"\x00" * 46
         )
-        tx.close()
 
     # a station the bridge knew before the watcher started
     send_from("pmq0b", mac_old)
@@ -479,6 +487,8 @@ def _fdb_body(other_ns: str) -> dict[str, Any]:
         out["other_bridge"] = await wait_for("gone", mac1) - t
         out["final"] = dict(watcher.stations)
         watcher.close()
+        for tx in senders.values():
+            tx.close()
         return out
 
     return asyncio.run(run())

@@ -203,6 +203,21 @@ async def configure_access_interface(
     return state
 
 
+async def is_bridge(ifname: str) -> bool:
+    """Whether ``ifname`` is a Linux bridge, asked over netlink.
+
+    (``/sys/class/net`` shows the namespace sysfs was mounted in, which is not
+    the current one in a process that entered its namespace with setns.)
+    """
+    async with AsyncIPRoute() as ipr:
+        found = await ipr.link_lookup(ifname=ifname)
+        if not found:
+            return False
+        (link,) = await ipr.link("get", index=found[0])
+    info = link.get("IFLA_LINKINFO")
+    return info is not None and info.get("IFLA_INFO_KIND") == "bridge"
+
+
 # --- the packet socket -------------------------------------------------------------
 
 # classic BPF opcodes (linux/bpf_common.h)
