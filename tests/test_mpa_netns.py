@@ -30,16 +30,14 @@ VMAC = "02:00:5e:00:53:01"
 MS_MAC = "02:00:00:00:aa:01"
 
 
-def _config(run: Path, dataplane: str, lmap_dataplane: str) -> dict[str, Path]:
-    paths = {
-        "lmap": run / "lmap.toml",
-        "mpa": run / "mpa.toml",
-        "profiles": run / "profiles.toml",
-    }
+def _config(
+    run: Path, dataplane: str, lmap_dataplane: str, mpas: int
+) -> dict[str, Path]:
+    paths = {"lmap": run / "lmap.toml", "profiles": run / "profiles.toml"}
     paths["lmap"].write_text(
         f"""[lmap]
 address = "fd00::1"
-uplink = "up0"
+uplink = "tr0"
 prefixes = ["2001:db8:1::/48"]
 mpas = ["fd00::/64"]
 max_lifetime = 3600
@@ -48,9 +46,12 @@ state = "{run}/lmap.db"
 control_socket = "{run}/lmap.sock"
 """
     )
-    paths["mpa"].write_text(
-        f"""[mpa]
-address = "fd00::11"
+    for k in range(1, mpas + 1):
+        role = _mpa_role(k)
+        paths[role] = run / f"{role}.toml"
+        paths[role].write_text(
+            f"""[mpa]
+address = "fd00::1{k}"
 uplink = "up0"
 access = ["br0"]
 virtual_mac = "{VMAC}"
@@ -58,14 +59,14 @@ virtual_link_local = "fe80::1"
 lifetime = 300
 router_lifetime = 1800
 dataplane = "{dataplane}"
-control_socket = "{run}/mpa.sock"
+control_socket = "{run}/{role}.sock"
 log_level = "debug"
 
 [aaa]
 backend = "file"
 file = "profiles.toml"
 """
-    )
+        )
     paths["profiles"].write_text(
         f"""[[station]]
 mac = "{MS_MAC}"
@@ -75,6 +76,10 @@ lnp = "{LNP}"
 """
     )
     return paths
+
+
+def _mpa_role(k: int) -> str:
+    return "mpa" if k == 1 else f"mpa{k}"
 
 
 def _wait(what: str, probe: Any, timeout: float = 15.0) -> Any:
@@ -109,29 +114,62 @@ def _rdisc6_fields(out: str) -> dict[str, str]:
 
 
 class MpaLab:
-    """The three namespaces, the daemons and their logs."""
+    """The namespaces, the daemons and their logs.
+
+    CN (2001:db8:ffff::2) -- LMAP [tr0 bridge, fd00::1] -- MPAk (fd00::1k) [br0]
+    with the MS's veth peer ``ms0`` in MPA1's bridge.
+    """
 
     def __init__(
-        self, lab: Lab, run: Path, dataplane: str, lmap_dataplane: str = "none"
+        self,
+        lab: Lab,
+        run: Path,
+        dataplane: str = "seg6",
+        lmap_dataplane: str = "none",
+        mpas: int = 1,
     ) -> None:
         self.lab = lab
         self.run = run
+        self.cn = lab.add("cn")
         self.lmap = lab.add("lmap")
-        self.mpa = lab.add("mpa1")
+        self.mpas = [lab.add(f"mpa{k}") for k in range(1, mpas + 1)]
+        self.mpa = self.mpas[0]
         self.ms = lab.add("ms1")
-        lab.veth(self.lmap, "up0", self.mpa, "upx")
-        self.mpa.run("ip", "link", "set", "upx", "name", "up0")
-        addr_nodad(self.lmap, "up0", "fd00::1/64")
-        addr_nodad(self.mpa, "up0", "fd00::11/64")
-        self.mpa.run("ip", "link", "add", "br0", "type", "bridge")
-        self.mpa.run("ip", "link", "set", "br0", "up")
+
+        lab.veth(self.cn, "eth0", self.lmap, "cn0")
+        addr_nodad(self.cn, "eth0", "2001:db8:ffff::2/64")
+        addr_nodad(self.lmap, "cn0", "2001:db8:ffff::1/64")
+        self.cn.run("ip", "-6", "route", "add", "default", "via", "2001:db8:ffff::1")
+
+        self.lmap.run("ip", "link", "add", "tr0", "type", "bridge")
+        self.lmap.run("ip", "link", "set", "tr0", "up")
+        addr_nodad(self.lmap, "tr0", "fd00::1/64")
+        for k, mpa in enumerate(self.mpas, 1):
+            lab.veth(self.lmap, f"tr{k}", mpa, "upx")
+            self.lmap.run("ip", "link", "set", f"tr{k}", "master", "tr0", "up")
+            mpa.run("ip", "link", "set", "upx", "name", "up0")
+            addr_nodad(mpa, "up0", f"fd00::1{k}/64")
+            mpa.run("ip", "link", "add", "br0", "type", "bridge")
+            mpa.run("ip", "link", "set", "br0", "up")
+
         lab.veth(self.mpa, "ms0", self.ms, "eth0", up=False)
         self.mpa.run("ip", "link", "set", "ms0", "master", "br0", "up")
         self.ms.run("ip", "link", "set", "eth0", "address", MS_MAC)
         self.ms.sysctl("net.ipv6.conf.eth0.forwarding", 0)
         self.ms.sysctl("net.ipv6.conf.eth0.accept_ra", 1)
-        self.paths = _config(run, dataplane, lmap_dataplane)
+        self.paths = _config(run, dataplane, lmap_dataplane, mpas)
         self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start_all(self) -> None:
+        self.start("lmap", self.lmap)
+        for k, mpa in enumerate(self.mpas, 1):
+            self.start(_mpa_role(k), mpa)
+
+    def visitors(self, k: int = 1) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = request(
+            str(self.run / f"{_mpa_role(k)}.sock"), "visitors"
+        )
+        return result
 
     def start(self, role: str, ns: Namespace) -> None:
         log = open(self.run / f"{role}.log", "wb")  # noqa: SIM115 - closed by the child
@@ -139,7 +177,7 @@ class MpaLab:
             sys.executable,
             "-m",
             "pmip6",
-            role,
+            "lmap" if role == "lmap" else "mpa",
             "--config",
             str(self.paths[role]),
             stdout=log,
@@ -172,7 +210,7 @@ class MpaLab:
 @pytest.fixture
 def mpalab(tmp_path: Path) -> Iterator[MpaLab]:
     with Lab("pm-mpa-") as lab:
-        env = MpaLab(lab, tmp_path, "seg6")
+        env = MpaLab(lab, tmp_path)
         try:
             yield env
         finally:
@@ -272,6 +310,56 @@ def test_stop_removes_state_and_socket(mpalab: MpaLab) -> None:
     # no de-registration on stop: the LMAP still holds the binding
     bindings = request(str(mpalab.run / "lmap.sock"), "bindings")
     assert [b["nai"] for b in bindings] == ["ms1@example.net"]
+
+
+@pytest.fixture
+def roamlab(tmp_path: Path) -> Iterator[MpaLab]:
+    with Lab("pm-mpa-") as lab:
+        env = MpaLab(lab, tmp_path, lmap_dataplane="seg6", mpas=2)
+        try:
+            yield env
+        finally:
+            env.stop()
+
+
+def _ping(cn: Namespace, loa: IPv6Address) -> bool:
+    return cn.ok("ping", "-6", "-c", "1", "-W", "1", str(loa), timeout=5)
+
+
+def test_roam_keeps_the_address_and_traffic(roamlab: MpaLab) -> None:
+    env = roamlab
+    env.start_all()
+    env.ms.run("ip", "link", "set", "eth0", "up")
+    loa = _wait("an address in the LNP on the MS", lambda: _ms_global(env.ms))
+    _wait("CN -> MS through MPA1", lambda: _ping(env.cn, loa))
+
+    # the roam: the MS's port leaves MPA1's bridge and joins MPA2's; the MS
+    # sees its carrier drop and return, and sends no RS and no DAD
+    env.mpa.run("ip", "link", "set", "ms0", "netns", env.mpas[1].name)
+    env.mpas[1].run("ip", "link", "set", "ms0", "master", "br0", "up")
+    try:
+        # MPA2 learns the LoA from the LMAP (Binding Cache Confirmation)
+        moved = _wait(
+            "MPA2 to register the MS",
+            lambda: [v for v in env.visitors(2) if v["state"] == "registered"],
+        )
+        assert moved[0]["loa"] == str(loa)
+        # MPA1 got the revocation: no entry, no forwarding, no de-registration
+        _wait("MPA1 to drop the MS", lambda: env.visitors(1) == [])
+        _wait("CN -> MS through MPA2", lambda: _ping(env.cn, loa))
+    except AssertionError:
+        for role in ("mpa", "mpa2", "lmap"):
+            print(f"--- {role}\n{env.log(role)}")
+        raise
+    assert _ms_global(env.ms) == loa
+    [binding] = request(str(env.run / "lmap.sock"), "bindings")
+    assert binding["care_of"] == "fd00::12"
+    assert env.mpa.run("ip", "-6", "route", "show", str(loa)).stdout == ""
+    time.sleep(3.5)  # past MPA1's leave_delay: still no de-registration
+    [binding] = request(str(env.run / "lmap.sock"), "bindings")
+    assert binding["care_of"] == "fd00::12"
+    assert "binding revoked" in env.log("mpa")
+    assert "de-registering" not in env.log("mpa")
 
 
 def test_no_namespace_left_behind() -> None:
