@@ -346,35 +346,6 @@ def test_enomem_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
         retry_enomem(broken, "test")
 
 
-@pytest.mark.root
-def test_ip6tnl_where_the_kernel_has_it() -> None:
-    from pmip6.dataplane.ip6tnl import unavailable_reason
-
-    why = unavailable_reason()
-    if why:
-        with pytest.raises(DataPlaneError, match="ip6tnl"):
-            create("ip6tnl")
-        pytest.skip(why)
-    with Lab("pm-dp-") as lab:
-        ns = lab.add("tnl")
-        ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
-        ns.run("ip", "link", "set", "up0", "up")
-        addr_nodad(ns, "up0", f"{LMAP}/64")
-        dp = create("ip6tnl", netns=ns.name)
-        dp.start()
-        dp.lmap_setup(LMAP, "up0")
-        dp.lmap_bind(LOA, MPA1)
-        dp.lmap_bind(IPv6Network("2001:db8:1:2::/64"), MPA1)
-        links = ns.run("ip", "-6", "tunnel", "show").stdout
-        assert "remote fd00::11" in links
-        dp.lmap_unbind(LOA)
-        assert "remote fd00::11" in ns.run("ip", "-6", "tunnel", "show").stdout
-        dp.lmap_bind(IPv6Network("2001:db8:1:2::/64"), MPA2)
-        assert "remote fd00::11" not in ns.run("ip", "-6", "tunnel", "show").stdout
-        dp.stop()
-        assert ours(ns) == ("", "")
-
-
 def test_auto_picks_a_kernel_backend() -> None:
     dp = create("auto")
     assert dp.name in ("seg6", "ip6tnl")
