@@ -1,0 +1,91 @@
+"""The MPA daemon's config file: defaults, and errors that name the key."""
+
+from __future__ import annotations
+
+from ipaddress import IPv6Address
+from pathlib import Path
+
+import pytest
+
+from pmip6.runtime.mpad import ConfigError, load_config, parse_config
+
+MINIMAL = {
+    "mpa": {"address": "fd00::11", "access": ["br0"]},
+    "aaa": {"backend": "file", "file": "profiles.toml"},
+}
+
+
+def _with(**mpa: object) -> dict[str, object]:
+    return {"mpa": {**MINIMAL["mpa"], **mpa}, "aaa": MINIMAL["aaa"]}
+
+
+def test_defaults_match_the_agreed_config() -> None:
+    cfg = parse_config(MINIMAL)
+    assert cfg.address == IPv6Address("fd00::11")
+    assert cfg.access == ("br0",)
+    assert cfg.virtual_mac == "02:00:5e:00:53:01"
+    assert cfg.virtual_link_local == IPv6Address("fe80::1")
+    assert (cfg.lifetime, cfg.pbu_initial_timeout, cfg.absent_timeout) == (
+        300,
+        1.0,
+        10.0,
+    )
+    assert cfg.router_lifetime == 1800 and cfg.leave_delay == 3.0
+    assert cfg.profile == "draft-00" and cfg.dataplane == "auto"
+    assert cfg.control_socket == "/run/pmip6/mpa.sock"
+    settings = cfg.settings()
+    assert settings.address == cfg.address and settings.lifetime == 300
+
+
+def test_file_with_relative_paths(tmp_path: Path) -> None:
+    path = tmp_path / "mpa.toml"
+    path.write_text(
+        '[mpa]\naddress = "fd00::12"\naccess = "br1"\n'
+        'virtual_mac = "02-00-5E-00-53-01"\n'
+        'control_socket = "mpa.sock"\ndhcp_server = "fd00::2"\n'
+        '[aaa]\nfile = "profiles.toml"\n'
+    )
+    cfg = load_config(str(path))
+    assert cfg.access == ("br1",)
+    assert cfg.virtual_mac == "02:00:5e:00:53:01"
+    assert cfg.control_socket == str(tmp_path / "mpa.sock")
+    assert cfg.dhcp_server == IPv6Address("fd00::2")
+    assert cfg.base == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("mpa", "needle"),
+    [
+        ({"address": "not-an-address"}, "[mpa] address"),
+        ({"access": []}, "[mpa] access"),
+        ({"virtual_mac": "01:00:5e:00:00:01"}, "group address"),
+        ({"virtual_mac": "nope"}, "[mpa] virtual_mac"),
+        ({"virtual_link_local": "fd00::1"}, "not a link-local"),
+        ({"lifetime": 0}, "[mpa] lifetime"),
+        ({"pbu_initial_timeout": "1"}, "[mpa] pbu_initial_timeout"),
+        ({"profile": "draft-99"}, "[mpa] profile"),
+        ({"dataplane": "magic"}, "[mpa] dataplane"),
+        ({"log_level": "loud"}, "[mpa] log_level"),
+        ({"lifetme": 300}, "[mpa] lifetme: unknown key"),
+        ({"ra_mtu": 100}, "[mpa] ra_mtu"),
+    ],
+)
+def test_errors_name_the_key(mpa: dict[str, object], needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(_with(**mpa), "mpa.toml")
+    assert needle in str(info.value) and str(info.value).startswith("mpa.toml: ")
+
+
+def test_missing_tables(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing \[mpa\]"):
+        parse_config({"aaa": {}})
+    with pytest.raises(ConfigError, match=r"missing \[aaa\]"):
+        parse_config({"mpa": MINIMAL["mpa"]})
+    with pytest.raises(ConfigError, match=r"\[mpa\] address: required"):
+        parse_config({"mpa": {"access": ["br0"]}, "aaa": {}})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[mpa\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml"):
+        load_config(str(bad))
+    with pytest.raises(ConfigError, match=r"missing\.toml"):
+        load_config(str(tmp_path / "missing.toml"))
