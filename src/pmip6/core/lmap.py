@@ -72,6 +72,11 @@ from pmip6.wire.profile import DRAFT00, Profile
 MAX_LIFETIME_UNITS = 0xFFFF
 _ALL_ONES = (1 << 128) - 1
 _UNKNOWN = IPv6Address(0)  # sentinel object for the authorization cache
+# plain ints and members bound once: IntFlag arithmetic is slow on the hot path
+_BU_P = int(BUFlags.P)
+_BA_P = BAFlags.P
+_BA_NONE = BAFlags(0)
+_ACCEPTED = Status.ACCEPTED
 
 # what a PBU asks for; part of the retransmission fingerprint
 _KIND_NONE = 0
@@ -375,6 +380,19 @@ class LmapEngine:
         candidates = [h[0][0] for h in (expiry, retry) if h]
         return min(candidates) if candidates else None
 
+    def deadline_hint(self) -> float | None:
+        """A cheap lower bound of ``next_deadline()`` (stale entries included).
+
+        A timer set to it may fire early and find nothing to do; it never
+        fires late. Meant for checking after every message.
+        """
+        expiry, retry = self._expiry, self._retry
+        if expiry:
+            if retry:
+                return min(expiry[0][0], retry[0][0])
+            return expiry[0][0]
+        return retry[0][0] if retry else None
+
     # --- state in and out ------------------------------------------------------
 
     def restore(self, bindings: Iterable[Binding], now: float) -> int:
@@ -412,7 +430,8 @@ class LmapEngine:
         self, msg: BindingUpdate, src: IPv6Address, now: float
     ) -> list[Effect]:
         self.counters.pbu += 1
-        proxy = bool(msg.flags & BUFlags.P)
+        flags = int(msg.flags)
+        proxy = bool(flags & _BU_P)
 
         # one pass over the options
         mnid: MobileNodeIdentifier | None = None
@@ -476,7 +495,7 @@ class LmapEngine:
         else:
             kind = _KIND_NONE
             loa = plen = 0
-        fingerprint = (int(msg.flags) << 18) | (msg.lifetime << 2) | kind
+        fingerprint = (flags << 18) | (msg.lifetime << 2) | kind
 
         # sequence numbers and retransmissions (RFC 6275 9.5.1)
         b = self.by_nai.get(nai)
@@ -488,7 +507,7 @@ class LmapEngine:
                     and (kind != _KIND_AHA or (loa, plen) == (b.loa, b.prefix_length))
                 ):
                     self.counters.retransmissions_answered += 1
-                    return [Send(self._accept_reply(msg, b, mnid, echo), care_of)]
+                    return [Send(self._accept_reply(msg, b, mnid, echo, aha), care_of)]
                 if not seq_greater(msg.sequence, b.sequence):
                     return self._refuse(
                         msg,
@@ -514,8 +533,8 @@ class LmapEngine:
         if msg.lifetime == 0:
             reply = Send(
                 BindingAcknowledgement(
-                    Status.ACCEPTED,
-                    BAFlags.P,
+                    _ACCEPTED,
+                    _BA_P,
                     msg.sequence,
                     0,
                     self._reply_options(mnid, None, echo),
@@ -556,7 +575,7 @@ class LmapEngine:
                     Status.INSUFFICIENT_RESOURCES if status is None else status,
                     "no binding cache entry",
                 )
-            return self._accept(msg, b, care_of, mnid, echo, fingerprint, now)
+            return self._accept(msg, b, care_of, mnid, echo, fingerprint, now, None)
 
         # Assigned Home Address (seed 6.3): create or update
         if not 0 <= plen <= 128 or not self._inside(loa, plen):
@@ -596,7 +615,7 @@ class LmapEngine:
             self._index(b)
             if b.care_of is care_of:
                 effects.append(Bind(b.lnp, care_of))
-        return self._accept(msg, b, care_of, mnid, echo, fingerprint, now, effects)
+        return self._accept(msg, b, care_of, mnid, echo, fingerprint, now, aha, effects)
 
     def _accept(
         self,
@@ -607,6 +626,7 @@ class LmapEngine:
         echo: list[Option],
         fingerprint: int,
         now: float,
+        aha: AssignedHomeAddress | HomeNetworkPrefix | None,
         effects: list[Effect] | None = None,
     ) -> list[Effect]:
         if effects is None:
@@ -642,7 +662,7 @@ class LmapEngine:
 
         self.counters.accepted += 1
         effects.append(Save(b))
-        effects.append(Send(self._accept_reply(msg, b, mnid, echo), care_of))
+        effects.append(Send(self._accept_reply(msg, b, mnid, echo, aha), care_of))
         return effects
 
     def _accept_reply(
@@ -651,13 +671,20 @@ class LmapEngine:
         b: Binding,
         mnid: MobileNodeIdentifier,
         echo: list[Option],
+        aha: AssignedHomeAddress | HomeNetworkPrefix | None = None,
     ) -> BindingAcknowledgement:
+        if (
+            type(aha) is AssignedHomeAddress
+            and not echo
+            and aha.prefix_length == b.prefix_length
+            and int(aha.home_address) == b.loa
+        ):
+            # the PBU's own AHA option is the answer (seed 9.1): reuse it
+            options: tuple[Option, ...] = (mnid, aha)
+        else:
+            options = self._reply_options(mnid, b, echo)
         return BindingAcknowledgement(
-            Status.ACCEPTED,
-            BAFlags.P,
-            msg.sequence,
-            b.lifetime // LIFETIME_UNIT,
-            self._reply_options(mnid, b, echo),
+            _ACCEPTED, _BA_P, msg.sequence, b.lifetime // LIFETIME_UNIT, options
         )
 
     def _reply_options(
@@ -695,7 +722,7 @@ class LmapEngine:
         self.counters.refused += 1
         by_status = self.counters.refused_by_status
         by_status[status] = by_status.get(status, 0) + 1
-        flags = BAFlags.P if msg.flags & BUFlags.P else BAFlags(0)
+        flags = _BA_P if int(msg.flags) & _BU_P else _BA_NONE
         reply = BindingAcknowledgement(
             status,
             flags,
@@ -781,9 +808,10 @@ class LmapEngine:
         return self._peers.setdefault(address, address)
 
     def _inside(self, loa: int, plen: int) -> bool:
-        return any(
-            loa & mask == net and plen >= length for net, mask, length in self._prefixes
-        )
+        for net, mask, length in self._prefixes:
+            if loa & mask == net and plen >= length:
+                return True
+        return False
 
     def _index(self, b: Binding) -> None:
         self.by_nai[b.nai] = b

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -267,6 +268,9 @@ class LmapDaemon:
         bri_sequence = int(saved) if saved else random.randrange(1 << 16)
         self.engine = LmapEngine(cfg.settings(), bri_sequence=bri_sequence)
         restored = self.engine.restore(self.store.load(), now)
+        # the cache is long-lived: keep the cyclic collector from walking it
+        gc.collect()
+        gc.freeze()
 
         if self.dataplane is None:
             self.dataplane = create(cfg.dataplane)
@@ -349,7 +353,7 @@ class LmapDaemon:
             return
         assert self.engine is not None
         self._apply(self.engine.receive(message, src, dst, time.time()))
-        deadline = self.engine.next_deadline()
+        deadline = self.engine.deadline_hint()
         if deadline is not None and deadline < self._timer_at:
             self._schedule(deadline)
 

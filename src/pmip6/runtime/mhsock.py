@@ -84,6 +84,7 @@ class MobilitySocket:
         self._writing = False
         self._src_cache: dict[str, IPv6Address] = {}
         self._dst_cache: dict[bytes, IPv6Address] = {}
+        self._hosts: dict[IPv6Address, str] = {}
         self.dropped = 0  # datagrams lost to full queues
         self.send_errors = 0
         self._closed = False
@@ -165,7 +166,12 @@ class MobilitySocket:
         """
         if self._closed:
             return
-        host = str(dst)
+        host = self._hosts.get(dst)
+        if host is None:
+            host = str(dst)  # ipaddress formatting is slow: once per peer
+            if len(self._hosts) > 65536:
+                self._hosts.clear()
+            self._hosts[dst] = host
         if self._outbox:
             self._enqueue(data, host, src)
             return

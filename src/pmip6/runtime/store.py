@@ -119,6 +119,14 @@ class BindingStore:
         dirty, self._dirty = self._dirty, {}
         upserts = []
         deletes = []
+        text: dict[IPv6Address, str] = {}  # MPAs are few, bindings many
+
+        def peer(address: IPv6Address) -> str:
+            found = text.get(address)
+            if found is None:
+                found = text[address] = str(address)
+            return found
+
         for nai, b in dirty.items():
             if b is None:
                 deletes.append((nai,))
@@ -128,12 +136,12 @@ class BindingStore:
                         nai,
                         b.loa.to_bytes(16, "big"),
                         b.prefix_length,
-                        str(b.care_of),
+                        peer(b.care_of),
                         b.lifetime,
                         b.expires_at,
                         b.sequence,
                         b.fingerprint,
-                        None if b.prev_care_of is None else str(b.prev_care_of),
+                        None if b.prev_care_of is None else peer(b.prev_care_of),
                         b.prev_sequence,
                     )
                 )
