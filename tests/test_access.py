@@ -553,3 +553,37 @@ def test_bridge_watcher_reports_aged_out_station(netns: Callable[[], str]) -> No
     assert out["new"]
     assert out["aged"] >= 0.9  # not before the ageing time
     print(f"\nFDB entry with ageing_time 1 s reported gone after {out['aged']:.2f} s")
+
+
+def _kernel_udp_body() -> dict[str, Any]:
+    sh("ip", "link", "add", "pmrx", "type", "veth", "peer", "name", "pmtx")
+    for ifname in ("pmrx", "pmtx"):
+        Path(f"/proc/sys/net/ipv6/conf/{ifname}/accept_dad").write_text("0")
+        sh("ip", "link", "set", ifname, "up")
+
+    async def run() -> dict[str, Any]:
+        frames: list[nd.LinkFrame] = []
+        link = AccessLink("pmrx", frames.append)
+        link.start()
+        client = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"pmtx")
+        client.bind(("::", 546))
+        index = socket.if_nametoindex("pmtx")
+        client.sendto(b"\x01\x00\x00\x01", ("ff02::1:2", 547, 0, index))
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if any(f.kind is nd.FrameKind.DHCPV6 for f in frames):
+                break
+        client.close()
+        link.close()
+        payloads = [f.payload for f in frames if f.kind is nd.FrameKind.DHCPV6]
+        return {"payloads": payloads, "malformed": link.malformed}
+
+    return asyncio.run(run())
+
+
+def test_dhcpv6_from_a_kernel_udp_socket_is_decoded(netns: Callable[[], str]) -> None:
+    # veth offloads the UDP checksum: the frame we capture has it unfinished
+    out = in_netns(netns(), _kernel_udp_body)
+    assert out["payloads"] == [b"\x01\x00\x00\x01"]
+    assert out["malformed"] == 0

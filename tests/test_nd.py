@@ -416,3 +416,12 @@ def test_tshark_agrees(tmp_path: Path) -> None:
 
     assert ns["icmpv6.type"] == "135" and ns["icmpv6.checksum.status"] == "1"
     assert ns["icmpv6.nd.ns.target_address"] == str(MS_LL)
+
+
+def test_checksum_check_can_be_skipped_for_offloaded_frames() -> None:
+    raw = bytearray(scapy_frames()["dhcp"])
+    raw[14 + 40 + 6] ^= 0xFF  # UDP checksum left unfinished by offload
+    with pytest.raises(Malformed, match="UDP: Checksum"):
+        nd.decode_frame(bytes(raw))
+    frame = nd.decode_frame(bytes(raw), verify_checksum=False)
+    assert frame.kind is nd.FrameKind.DHCPV6

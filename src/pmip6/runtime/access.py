@@ -58,6 +58,9 @@ PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_ALLMULTI = 2
 PACKET_IGNORE_OUTGOING = 23
 PACKET_OUTGOING = 4
+PACKET_AUXDATA = 8
+TP_STATUS_CSUMNOTREADY = 0x8
+_AUXDATA = struct.Struct("IIIHHHH")  # struct tpacket_auxdata
 RTMGRP_NEIGH = 0x4
 NUD_NOARP = 0x40
 NUD_PERMANENT = 0x80
@@ -319,6 +322,9 @@ class AccessLink:
             # before Linux 4.20 this fails; sll_pkttype is checked anyway
             with contextlib.suppress(OSError):
                 sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            # checksum offload between virtual interfaces leaves UDP checksums
+            # unfinished; the auxiliary data says so per frame
+            sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
             sock.bind((self.ifname, ETH_P_IPV6))
             # DAD NS go to solicited-node groups the router has not joined
             index = socket.if_nametoindex(self.ifname)
@@ -335,7 +341,9 @@ class AccessLink:
         assert self._sock is not None
         for _ in range(64):  # bounded, so one busy link cannot starve the loop
             try:
-                data, address = self._sock.recvfrom(65535)
+                data, ancdata, _, address = self._sock.recvmsg(
+                    65535, socket.CMSG_SPACE(_AUXDATA.size)
+                )
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
@@ -343,8 +351,13 @@ class AccessLink:
                 return
             if address[2] == PACKET_OUTGOING:
                 continue
+            verify = True
+            for level, kind, cdata in ancdata:
+                if level == SOL_PACKET and kind == PACKET_AUXDATA:
+                    (status, *_) = _AUXDATA.unpack_from(cdata.ljust(_AUXDATA.size))
+                    verify = not status & TP_STATUS_CSUMNOTREADY
             try:
-                frame = decode_frame(data)
+                frame = decode_frame(data, verify_checksum=verify)
             except Malformed as e:
                 self.malformed += 1
                 log.debug("%s: dropped malformed frame: %s", self.ifname, e)

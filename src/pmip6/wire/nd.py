@@ -279,8 +279,14 @@ _ND_LAYOUT = {
 }
 
 
-def decode_frame(frame: bytes) -> LinkFrame:
-    """Decode one Ethernet frame from the access link; raise ``Malformed``."""
+def decode_frame(frame: bytes, verify_checksum: bool = True) -> LinkFrame:
+    """Decode one Ethernet frame from the access link; raise ``Malformed``.
+
+    ``verify_checksum=False`` is for frames whose checksum the kernel has not
+    filled in yet (checksum offload between virtual interfaces: a packet
+    socket then reports TP_STATUS_CSUMNOTREADY and the field holds only the
+    pseudo-header sum); everything else is still checked.
+    """
     if len(frame) < ETH_HEADER_LEN:
         raise Malformed(f"Ethernet: {len(frame)} octets, header truncated")
     dst_mac = mac_from_bytes(frame[0:6])
@@ -323,17 +329,19 @@ def decode_frame(frame: bytes) -> LinkFrame:
         next_header=next_header,
     )
     if next_header == NH_ICMPV6:
-        return _decode_icmpv6(base)
+        return _decode_icmpv6(base, verify_checksum)
     if next_header == NH_UDP:
-        return _decode_udp(base)
+        return _decode_udp(base, verify_checksum)
     return base
 
 
-def _decode_icmpv6(base: LinkFrame) -> LinkFrame:
+def _decode_icmpv6(base: LinkFrame, verify_checksum: bool) -> LinkFrame:
     icmp = base.payload
     if len(icmp) < 4:
         raise Malformed(f"ICMPv6: {len(icmp)} octets, header truncated")
-    if upper_layer_checksum(base.src_ip, base.dst_ip, NH_ICMPV6, icmp) != 0:
+    if verify_checksum and upper_layer_checksum(
+        base.src_ip, base.dst_ip, NH_ICMPV6, icmp
+    ):
         raise Malformed("ICMPv6: Checksum does not verify")
     icmp_type, icmp_code = icmp[0], icmp[1]
     frame = replace(
@@ -371,7 +379,7 @@ def _decode_icmpv6(base: LinkFrame) -> LinkFrame:
     return frame
 
 
-def _decode_udp(base: LinkFrame) -> LinkFrame:
+def _decode_udp(base: LinkFrame, verify_checksum: bool) -> LinkFrame:
     udp = base.payload
     if len(udp) < 8:
         raise Malformed(f"UDP: {len(udp)} octets, header truncated")
@@ -382,7 +390,9 @@ def _decode_udp(base: LinkFrame) -> LinkFrame:
     if src_port != DHCPV6_CLIENT_PORT or dst_port != DHCPV6_SERVER_PORT:
         return replace(base, payload=udp)
     # RFC 8200 8.1: a zero UDP checksum is not allowed over IPv6
-    if checksum == 0 or upper_layer_checksum(base.src_ip, base.dst_ip, NH_UDP, udp):
+    if verify_checksum and (
+        checksum == 0 or upper_layer_checksum(base.src_ip, base.dst_ip, NH_UDP, udp)
+    ):
         raise Malformed("UDP: Checksum does not verify")
     return replace(base, kind=FrameKind.DHCPV6, payload=udp[8:])
 
