@@ -293,6 +293,11 @@ class MpaEngine:
     def __init__(self, settings: MpaSettings, initial_sequence: int = 0) -> None:
         self.settings = settings
         self._visitors: dict[str, Visitor] = {}
+        # indexes to MAC, checked against the entry on use (so a stale one is
+        # harmless): a PBA by sequence, a BRI by NAI, a DAD target by LoA
+        self._by_sequence: dict[int, str] = {}
+        self._by_nai_index: dict[str, str] = {}
+        self._by_loa: dict[IPv6Address, str] = {}
         self._sequence = initial_sequence % 0x10000
         self.counters: dict[str, int] = {
             "pbu_sent": 0,
@@ -550,9 +555,10 @@ class MpaEngine:
 
         v.profile = profile
         v.nai = profile.nai
+        self._by_nai_index[profile.nai] = v.mac
         # the LoA: fixed by AAA, else learnt from DAD (or packets, when allowed)
         if profile.loa is not None:
-            v.loa = profile.loa
+            self._set_loa(v, profile.loa)
         else:
             allowed = list(v.candidates)
             if profile.address_mode is AddressMode.STATIC:
@@ -560,7 +566,7 @@ class MpaEngine:
             for addr in allowed:
                 owner = self._owner_of(addr)
                 if addr in profile.lnp and (owner is None or owner is v):
-                    v.loa = addr
+                    self._set_loa(v, addr)
                     break
         v.candidates.clear()
         v.static_candidates.clear()
@@ -651,6 +657,9 @@ class MpaEngine:
                 effects.append(Detach(v.attached))
                 v.attached = None
         self._visitors.clear()
+        self._by_sequence.clear()
+        self._by_nai_index.clear()
+        self._by_loa.clear()
         return effects
 
     # --- rules ------------------------------------------------------------------
@@ -668,7 +677,7 @@ class MpaEngine:
         v = self._visitors.get(mac)
         if v is not None and v.state is State.DEREGISTERING:
             # it came back before the de-registration finished: start afresh
-            del self._visitors[mac]
+            self._forget(v)
             v = None
         if v is None:
             v = Visitor(mac=mac, access=access, state=State.AUTHENTICATING, since=now)
@@ -697,7 +706,7 @@ class MpaEngine:
         if v.lnp is None or addr not in v.lnp or v.loa is not None:
             # one LoA per MS; other addresses (privacy, temporary) ride along
             return
-        v.loa = addr
+        self._set_loa(v, addr)
         self._log(effects, logging.DEBUG, f"{v.label()}: learnt LoA {addr}")
         if v.state is State.AWAITING_LOA:
             self._register(v, now, effects)
@@ -751,6 +760,7 @@ class MpaEngine:
         sequence = self._sequence
         self._sequence = seq_add(self._sequence)
         t.sequences.append(sequence)
+        self._by_sequence[sequence] = v.mac
 
         options: list[Option] = [MobileNodeIdentifier.from_nai(v.nai)]
         profile = self.settings.profile
@@ -791,7 +801,7 @@ class MpaEngine:
                     f"{v.label()}: LMAP {v.lmap} never acknowledged the "
                     f"de-registration ({tries} tries); dropped",
                 )
-                del self._visitors[v.mac]
+                self._forget(v)
                 return
             self._fail(v, now, f"LMAP {v.lmap} did not answer {tries} PBUs", effects)
             return
@@ -837,7 +847,7 @@ class MpaEngine:
 
         if t.lifetime == 0:
             self._log(effects, logging.INFO, f"{v.label()}: de-registered")
-            del self._visitors[v.mac]
+            self._forget(v)
             return
 
         bce_missing = self.settings.profile.status_bce_missing
@@ -878,7 +888,7 @@ class MpaEngine:
                 self._warn_once(
                     effects, v, "loa", f"LMAP assigned {aha.home_address}, not {v.loa}"
                 )
-            v.loa = aha.home_address
+            self._set_loa(v, aha.home_address)
 
         if self.settings.profile.aha_option_type is None:
             target: IPv6Network | None = v.profile.lnp
@@ -936,7 +946,7 @@ class MpaEngine:
             if v.attached is not None:
                 effects.append(Detach(v.attached))
                 v.attached = None
-            del self._visitors[v.mac]
+            self._forget(v)
             self._log(
                 effects,
                 logging.INFO,
@@ -965,7 +975,7 @@ class MpaEngine:
             self._start_transaction(v, 0, now, effects)
             return
         self._log(effects, logging.DEBUG, f"{v.label()}: {why}; dropped")
-        del self._visitors[v.mac]
+        self._forget(v)
 
     def _fail(self, v: Visitor, now: float, why: str, effects: list[Effect]) -> None:
         if v.attached is not None:
@@ -1019,22 +1029,35 @@ class MpaEngine:
             v.next_probe = v.last_heard + self._probe_interval()
 
     def _match(self, src: IPv6Address, sequence: int) -> Visitor | None:
-        for v in self._visitors.values():
-            if v.pending is not None and sequence in v.pending.sequences:
-                return v if v.lmap == src else None
-        return None
+        v = self._visitors.get(self._by_sequence.get(sequence, ""))
+        if v is None or v.pending is None or sequence not in v.pending.sequences:
+            return None
+        return v if v.lmap == src else None
 
     def _by_nai(self, nai: str) -> Visitor | None:
-        for v in self._visitors.values():
-            if v.nai == nai:
-                return v
-        return None
+        v = self._visitors.get(self._by_nai_index.get(nai, ""))
+        return v if v is not None and v.nai == nai else None
 
     def _owner_of(self, loa: IPv6Address) -> Visitor | None:
-        for v in self._visitors.values():
-            if v.loa == loa:
-                return v
-        return None
+        v = self._visitors.get(self._by_loa.get(loa, ""))
+        return v if v is not None and v.loa == loa else None
+
+    def _set_loa(self, v: Visitor, loa: IPv6Address) -> None:
+        v.loa = loa
+        self._by_loa[loa] = v.mac
+
+    def _forget(self, v: Visitor) -> None:
+        """Remove ``v`` from the visitor list and the indexes."""
+        if self._visitors.get(v.mac) is v:
+            del self._visitors[v.mac]
+        if v.nai is not None and self._by_nai_index.get(v.nai) == v.mac:
+            del self._by_nai_index[v.nai]
+        if v.loa is not None and self._by_loa.get(v.loa) == v.mac:
+            del self._by_loa[v.loa]
+        if v.pending is not None:
+            for sequence in v.pending.sequences:
+                if self._by_sequence.get(sequence) == v.mac:
+                    del self._by_sequence[sequence]
 
     def _warn_once(
         self, effects: list[Effect], v: Visitor, key: str, text: str
