@@ -1,6 +1,7 @@
 """``pmip6 lab``: build and drive a lab of network namespaces.
 
-pmip6 lab up [--name pm] [--mpas 2] [--mss 1] [--aaa file|radius] [TOPOLOGY.toml]
+pmip6 lab up [--name pm] [--mpas 2] [--mss 1] [--aaa file|radius] [--dhcp]
+             [TOPOLOGY.toml]
 pmip6 lab status [--name pm] [--json]
 pmip6 lab exec [--name pm] NODE -- CMD...
 pmip6 lab move [--name pm] MS MPA
@@ -44,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=AAA_BACKENDS,
         help="where the MPAs get profiles: a file (default) or FreeRADIUS "
         "in the LMAP namespace",
+    )
+    up.add_argument(
+        "--dhcp",
+        action="store_true",
+        help="stations get their address from Kea DHCPv6 through the MPAs' relay "
+        "(RAs carry M; each station runs dhclient -6)",
     )
     up.add_argument(
         "--no-daemons",
@@ -90,6 +97,8 @@ def _up(args: argparse.Namespace) -> int:
         topo = Topology.default(args.name, mpas=args.mpas or 2, mss=args.mss or 1)
     if args.aaa:
         topo = replace(topo, aaa=args.aaa)
+    if args.dhcp:
+        topo = replace(topo, dhcp=True)
     lab = Lab.create(topo)
     # SIGTERM tears down like Ctrl-C does
     signal.signal(signal.SIGTERM, _raise_interrupt)

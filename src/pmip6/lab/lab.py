@@ -33,11 +33,13 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
+from pmip6.lab.kea import KeaServer
 from pmip6.lab.topology import (
     ACCESS_IF,
     CN_ADDRESS,
     CN_IF,
     CN_LINK,
+    DHCP_ADDRESS,
     LMAP_ADDRESS,
     LMAP_CN_ADDRESS,
     LMAP_CN_IF,
@@ -199,6 +201,10 @@ class Lab:
                 for s in self.topo.stations:
                     self.attach(s.name)
                     say(f"{s.name} ({s.mac}) attached at {s.at}")
+                if daemons and self.topo.dhcp:
+                    for s in self.topo.stations:
+                        pid = self.start_dhclient(s.name)
+                        say(f"{s.name}: dhclient -6 started (pid {pid})")
         except BaseException:
             say("failed: removing what was built")
             self.down()
@@ -262,6 +268,9 @@ class Lab:
         ip("-6", "route", "add", "default", "via", str(LMAP_CN_ADDRESS), ns=cn)
         _addr(lmap, LMAP_CN_IF, f"{LMAP_CN_ADDRESS}/{plen}")
         _uplink(lmap, tr, "lmap", f"{LMAP_ADDRESS}/64")
+        if topo.dhcp:
+            ip("-6", "addr", "add", f"{DHCP_ADDRESS}/64", "dev", UPLINK_IF, "nodad",
+               ns=lmap)  # fmt: skip
         say(f"{cn}: CN {CN_ADDRESS}; {lmap}: LMAP {LMAP_ADDRESS}")
 
         # MPAs: uplink to the transport bridge, a bridge as base station
@@ -311,6 +320,9 @@ class Lab:
         return self.topo.run_dir / f"{daemon}.log"
 
     def start_daemons(self, say: Say = _quiet) -> None:
+        if self.topo.dhcp:
+            pid = self.start_kea()
+            say(f"started kea-dhcp6 on {DHCP_ADDRESS} (pid {pid})")
         for daemon in self.daemon_names():
             self.start_daemon(daemon)
             say(f"started {daemon} daemon (pid {self.state['pids'][daemon]})")
@@ -357,6 +369,66 @@ class Lab:
                     f"{self.log_tail(daemon)}"
                 )
             time.sleep(0.05)
+
+    # --- DHCPv6 (seed 6.3 item 3): Kea and the stations' dhclient ---------
+
+    def kea(self) -> KeaServer:
+        """Kea in the LMAP namespace on DHCP_ADDRESS, one pool per LNP."""
+        return KeaServer(
+            self.topo.run_dir / "kea",
+            self.topo.ns("lmap"),
+            UPLINK_IF,
+            DHCP_ADDRESS,
+            {s.lnp: None for s in self.topo.stations},
+        )
+
+    def start_kea(self) -> int:
+        """Start Kea and wait until it listens; stopped with the daemons."""
+        kea = self.kea()
+        try:
+            kea.start()
+        except RuntimeError as exc:
+            raise LabError(str(exc)) from None
+        assert kea.process is not None
+        # ``ip netns exec`` execs Kea: the pid is Kea's, its command line
+        # names the run directory, so stop_daemons() and down() end it
+        self.state["pids"]["kea"] = kea.process.pid
+        self.save()
+        return kea.process.pid
+
+    def start_dhclient(self, ms: str, timeout: float = 5.0) -> int:
+        """Run the stock ``dhclient -6`` on the MS, one lease file per MS.
+
+        dhclient binds its link-local address, so it waits for the MS's
+        duplicate address detection of that address to finish.
+        """
+        ns = self.topo.ns(ms)
+
+        def link_local_ready() -> bool:
+            out = ip("-j", "-6", "addr", "show", "dev", MS_IF, "scope", "link",
+                     ns=ns, check=False)  # fmt: skip
+            try:
+                infos = [a for e in json.loads(out) for a in e.get("addr_info", [])]
+            except ValueError:
+                return False
+            return any("local" in a and not a.get("tentative") for a in infos)
+
+        if not wait_for(link_local_ready, timeout):
+            raise LabError(f"{ms}: no usable link-local address after {timeout:g} s")
+        d = self.topo.run_dir
+        pid_file = d / f"{ms}.dhclient.pid"
+        proc = self.run(ms, ["dhclient", "-6", "-nw", "-lf",
+                             str(d / f"{ms}.dhclient.leases"), "-pf",
+                             str(pid_file), MS_IF])  # fmt: skip
+        if proc.returncode != 0:
+            raise LabError(f"{ms}: dhclient -6 failed: {proc.stderr.strip()}")
+        text = wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), 2)
+        if not text:
+            raise LabError(f"{ms}: dhclient -6 wrote no pid file")
+        pid = int(text)
+        self.state["pids"][f"dhclient-{ms}"] = pid
+        self.save()
+        return pid
 
     def log_tail(self, daemon: str, lines: int = 15) -> str:
         try:
