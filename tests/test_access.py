@@ -7,6 +7,7 @@ namespace, so nothing touches the host's interfaces.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -432,7 +433,7 @@ def _fdb_body(other_ns: str) -> dict[str, Any]:
                     if e[0] == kind and e[1] == mac:
                         return e[3]
                 got.clear()
-                with __import__("contextlib").suppress(asyncio.TimeoutError):
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(got.wait(), 0.5)
             raise AssertionError(f"no {kind} event for {mac}: {events}")
 
@@ -587,3 +588,68 @@ def test_dhcpv6_from_a_kernel_udp_socket_is_decoded(netns: Callable[[], str]) ->
     out = in_netns(netns(), _kernel_udp_body)
     assert out["payloads"] == [b"\x01\x00\x00\x01"]
     assert out["malformed"] == 0
+
+
+def _resync_body() -> dict[str, Any]:
+    sh("ip", "link", "add", "pmbr", "type", "bridge")
+    sh("ip", "link", "add", "pmq0", "type", "veth", "peer", "name", "pmq0b")
+    Path("/proc/sys/net/ipv6/conf/pmq0b/disable_ipv6").write_text("1")
+    for cmd in (
+        "ip link set pmbr up",
+        "ip link set pmq0 master pmbr up",
+        "ip link set pmq0b up",
+    ):
+        sh(*cmd.split())
+    mac = "02:00:00:00:ee:01"
+
+    async def run() -> dict[str, Any]:
+        calls: list[tuple[str, str]] = []
+        watcher = BridgeWatcher(
+            "pmbr",
+            lambda m, p: calls.append(("new", m)),
+            lambda m: calls.append(("gone", m)),
+        )
+        await watcher.start(replay=False)
+        tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        tx.bind(("pmq0b", 0))
+        tx.send(nd.mac_to_bytes("ff:ff:ff:ff:ff:ff") + nd.mac_to_bytes(mac) + bytes(50))
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if calls:
+                break
+        out: dict[str, Any] = {"learnt": list(calls)}
+
+        # lose the deletion event on purpose: read it away behind the watcher
+        assert watcher._sock is not None
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(watcher._sock.fileno())
+        sh("bridge", "fdb", "del", mac, "dev", "pmq0", "master")
+        await asyncio.sleep(0.1)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                watcher._sock.recv(65536)
+        loop.add_reader(watcher._sock.fileno(), watcher._readable)
+        out["before"] = dict(watcher.stations)
+        calls.clear()
+        watcher.resync()
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if calls:
+                break
+        out["after"] = list(calls)
+        out["stations"] = dict(watcher.stations)
+        watcher.close()
+        tx.close()
+        return out
+
+    return asyncio.run(run())
+
+
+def test_bridge_watcher_resync_reports_missed_removal(
+    netns: Callable[[], str],
+) -> None:
+    out = in_netns(netns(), _resync_body)
+    assert out["learnt"] == [("new", "02:00:00:00:ee:01")]
+    assert out["before"] == {"02:00:00:00:ee:01": "pmq0"}
+    assert out["after"] == [("gone", "02:00:00:00:ee:01")]
+    assert out["stations"] == {}

@@ -41,7 +41,7 @@ from ipaddress import IPv6Address
 from pathlib import Path
 
 from pyroute2 import AsyncIPRoute
-from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST
+from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE
 from pyroute2.netlink.rtnl import RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
@@ -428,6 +428,8 @@ class BridgeWatcher:
         self._bridge_index = 0
         self._replay = True
         self._names: dict[int, str] = {}
+        self._dump_seq = 0
+        self._dump_seen: set[tuple[str, int]] | None = None
 
     async def start(self, replay: bool = True) -> None:
         """Subscribe to FDB events and load the current table."""
@@ -439,19 +441,38 @@ class BridgeWatcher:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             sock.bind((0, RTMGRP_NEIGH))
             sock.setblocking(False)
-            # the dump request: replies come through the same reader as events
-            request = ndmsg()
-            request["family"] = socket.AF_BRIDGE
-            request["header"]["type"] = RTM_GETNEIGH
-            request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
-            request["header"]["sequence_number"] = 1
-            request.encode()
-            sock.send(request.data)
+            self._sock = sock
+            self.resync()
         except BaseException:
             sock.close()
+            self._sock = None
             raise
-        self._sock = sock
         self._loop.add_reader(sock.fileno(), self._readable)
+
+    def resync(self) -> None:
+        """Reload the whole FDB and report the differences through the callbacks.
+
+        The dump's replies come through the same reader as events; entries it
+        does not list are reported gone when it ends (NLMSG_DONE). Called at
+        start and after a netlink overrun (lost events).
+        """
+        assert self._sock is not None
+        self._dump_seq += 1
+        self._dump_seen = set()
+        request = ndmsg()
+        request["family"] = socket.AF_BRIDGE
+        request["header"]["type"] = RTM_GETNEIGH
+        request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
+        request["header"]["sequence_number"] = self._dump_seq
+        request.encode()
+        self._sock.send(request.data)
+
+    def _dump_done(self) -> None:
+        seen = self._dump_seen or set()
+        self._dump_seen = None
+        self._replay = True  # only the first dump may be silent
+        for key in [k for k in self._entries if k not in seen]:
+            self._remove(key)
 
     def _port_name(self, index: int) -> str:
         # when the port is already gone, keep the name we saw last
@@ -470,24 +491,19 @@ class BridgeWatcher:
                 if e.errno == errno.ENOBUFS:
                     # events were lost: the next dump puts us right again
                     log.warning("%s: netlink overrun, reloading FDB", self.bridge)
-                    self._resync()
+                    self.resync()
                     continue
                 log.warning("%s: netlink receive failed: %s", self.bridge, e)
                 return
             for msg in self._marshal.parse(data):
                 self._handle(msg)
 
-    def _resync(self) -> None:
-        assert self._sock is not None
-        request = ndmsg()
-        request["family"] = socket.AF_BRIDGE
-        request["header"]["type"] = RTM_GETNEIGH
-        request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
-        request.encode()
-        self._sock.send(request.data)
-
     def _handle(self, msg: ndmsg) -> None:
         kind = msg["header"]["type"]
+        in_dump = msg["header"]["sequence_number"] == self._dump_seq
+        if kind == NLMSG_DONE and in_dump and self._dump_seen is not None:
+            self._dump_done()
+            return
         if kind not in (RTM_NEWNEIGH, RTM_DELNEIGH):
             return
         if msg["family"] != socket.AF_BRIDGE:
@@ -505,21 +521,27 @@ class BridgeWatcher:
         mac = normalise_mac(lladdr)
         key = (mac, msg.get_attr("NDA_VLAN") or 0)
 
-        if kind == RTM_NEWNEIGH:
-            port = self._port_name(port_index)
-            self._entries[key] = port
-            if self.stations.get(mac) == port:
-                return
-            self.stations[mac] = port
-            if msg["header"]["sequence_number"] == 1 and not self._replay:
-                return
-            self.on_station(mac, port)
-        else:
-            self._entries.pop(key, None)
-            if mac not in self.stations or any(k[0] == mac for k in self._entries):
-                return
-            del self.stations[mac]
-            self.on_station_gone(mac)
+        if kind == RTM_DELNEIGH:
+            self._remove(key)
+            return
+        if self._dump_seen is not None:
+            self._dump_seen.add(key)
+        port = self._port_name(port_index)
+        self._entries[key] = port
+        if self.stations.get(mac) == port:
+            return
+        self.stations[mac] = port
+        if in_dump and not self._replay:
+            return
+        self.on_station(mac, port)
+
+    def _remove(self, key: tuple[str, int]) -> None:
+        self._entries.pop(key, None)
+        mac = key[0]
+        if mac not in self.stations or any(k[0] == mac for k in self._entries):
+            return
+        del self.stations[mac]
+        self.on_station_gone(mac)
 
     def close(self) -> None:
         if self._sock is not None:
