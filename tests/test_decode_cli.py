@@ -174,6 +174,10 @@ def test_text_output_field_by_field(
     assert "    lifetime             75 (300 s)" in lines
     assert "    option MobileNodeIdentifier: NAI 'ms1@example.net'" in lines
     assert "    option HomeNetworkPrefix: 2001:db8:1:1::/64" in lines
+    assert (
+        "    option Timestamp: 2023-11-14T22:13:20.500+00:00 (0x00006553f1008000)"
+        in lines
+    )
     assert "#2  fd00::1 -> fd00::11  Proxy Binding Acknowledgement" in lines
     assert "    status               0 (ACCEPTED)" in lines
     assert lines[-1] == (

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from ipaddress import IPv6Address
 from typing import Any, BinaryIO
 
@@ -329,6 +330,17 @@ def _describe_option(option: dict[str, Any]) -> str:
     if kind in ("HomeNetworkPrefix", "AssignedHomeAddress"):
         address = rest.get("home_network_prefix") or rest.get("home_address")
         return f"{kind}: {address}/{rest['prefix_length']}"
+    if kind == "Timestamp":
+        # RFC 5213 8.8: 48-bit seconds since 1970, 16-bit 1/65536 fractions
+        value = int(rest["timestamp"])
+        seconds = (value >> 16) + (value & 0xFFFF) / 65536
+        try:
+            when = datetime.fromtimestamp(seconds, UTC).isoformat(
+                timespec="milliseconds"
+            )
+        except (OverflowError, ValueError, OSError):
+            when = "out of range"
+        return f"{kind}: {when} (0x{value:016x})"
     if kind == "UnknownOption":
         return f"option type {rest['option_type']}: {rest['data'] or '(empty)'}"
     if not rest:

@@ -557,45 +557,48 @@ def _decode_options(
     """The options from ``pos`` to the end of ``data``; padding checked, dropped."""
     end = len(data)
     options: list[Option] = []
+    append = options.append
     while pos < end:
         option_type = data[pos]
         if option_type == 0:  # Pad1
             pos += 1
             continue
-        if pos + 2 > end:
+        start = pos + 2
+        if start > end:
             raise Malformed(
                 f"{where}: option type {option_type} at offset {pos} is cut off "
                 "before its Length"
             )
         length = data[pos + 1]
-        start = pos + 2
-        pos = start + length
-        if pos > end:
+        next_pos = start + length
+        if next_pos > end:
             raise Malformed(
-                f"{where}: option type {option_type} at offset {start - 2}: "
-                f"Length {length} overruns the message by {pos - end} octets"
+                f"{where}: option type {option_type} at offset {pos}: "
+                f"Length {length} overruns the message by {next_pos - end} octets"
             )
-        if option_type == 1:  # PadN
-            if data.count(0, start, pos) != length:
-                raise Malformed(f"{where}: PadN at offset {start - 2} is not zeros")
-            continue
+
         spec = table.get(option_type)
-        if spec is None:
+        if spec is not None:
+            name, size, exact, decode = spec
+            if length != size and (exact or length < size):
+                expected = "" if exact else "at least "
+                raise Malformed(
+                    f"{where}: {name} option at offset {pos}: Length {length}, "
+                    f"expected {expected}{size}"
+                )
+            try:
+                append(decode(data, start, length))
+            except Malformed as exc:
+                raise Malformed(
+                    f"{where}: {name} option at offset {pos}: {exc}"
+                ) from None
+        elif option_type == 1:  # PadN
+            if data.count(0, start, next_pos) != length:
+                raise Malformed(f"{where}: PadN at offset {pos} is not zeros")
+        else:
             # unknown options are skipped by receivers (RFC 6275 6.2.1); keep them
-            options.append(UnknownOption(option_type, data[start:pos]))
-            continue
-        if length != spec.length if spec.exact else length < spec.length:
-            expected = "" if spec.exact else "at least "
-            raise Malformed(
-                f"{where}: {spec.name} option at offset {start - 2}: Length "
-                f"{length}, expected {expected}{spec.length}"
-            )
-        try:
-            options.append(spec.decode(data, start, length))
-        except Malformed as exc:
-            raise Malformed(
-                f"{where}: {spec.name} option at offset {start - 2}: {exc}"
-            ) from None
+            append(UnknownOption(option_type, data[start:next_pos]))
+        pos = next_pos
     return tuple(options)
 
 
