@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pmip6.lab.kea import KeaServer
+from pmip6.lab.radius import FreeRadiusError, for_lab
 from pmip6.lab.topology import (
     ACCESS_IF,
     CN_ADDRESS,
@@ -323,6 +324,9 @@ class Lab:
         if self.topo.dhcp:
             pid = self.start_kea()
             say(f"started kea-dhcp6 on {DHCP_ADDRESS} (pid {pid})")
+        if self.topo.aaa == "radius":
+            pid = self.start_radius()
+            say(f"started FreeRADIUS on [{LMAP_ADDRESS}]:1812 (pid {pid})")
         for daemon in self.daemon_names():
             self.start_daemon(daemon)
             say(f"started {daemon} daemon (pid {self.state['pids'][daemon]})")
@@ -395,6 +399,21 @@ class Lab:
         self.state["pids"]["kea"] = kea.process.pid
         self.save()
         return kea.process.pid
+
+    def start_radius(self) -> int:
+        """Start FreeRADIUS in the LMAP namespace (the MPAs' ``[aaa]`` server)
+        and wait until it is ready; stopped with the daemons."""
+        server = for_lab(self.topo)
+        try:
+            server.start()
+        except FreeRadiusError as exc:
+            raise LabError(str(exc)) from None
+        assert server.pid is not None
+        # ``ip netns exec`` execs FreeRADIUS: the pid is its own, its command
+        # line names the run directory, so stop_daemons() and down() end it
+        self.state["pids"]["radius"] = server.pid
+        self.save()
+        return server.pid
 
     def start_dhclient(self, ms: str, timeout: float = 5.0) -> int:
         """Run the stock ``dhclient -6`` on the MS, one lease file per MS.
