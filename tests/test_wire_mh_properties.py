@@ -147,7 +147,7 @@ def test_fuzz_any_bytes_decode_or_raise_malformed(data: bytes) -> None:
 
 
 @settings(
-    max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 @given(
     st.sampled_from([*sorted(KNOWN_MH_TYPES), 0, 99]),
@@ -162,7 +162,7 @@ def test_fuzz_well_framed_bodies(mh_type: int, body: bytes, profile: Profile) ->
     _decodes_or_malformed(data, profile)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(messages(DRAFT00), st.randoms(use_true_random=False))
 def test_fuzz_mutations_of_valid_messages(message: Message, rnd: random.Random) -> None:
     encoded = bytearray(encode_mh(message, DRAFT00))
@@ -176,3 +176,23 @@ def test_fuzz_mutations_of_valid_messages(message: Message, rnd: random.Random) 
             mutated[0], mutated[1] = 59, len(mutated) // 8 - 1
         _decodes_or_malformed(bytes(mutated))
         _decodes_or_malformed(bytes(mutated), RFC5213)
+
+
+@settings(max_examples=150, deadline=None)
+@given(messages(RFC5213), st.binary(min_size=1, max_size=16))
+def test_every_truncation_and_junk_of_random_messages(
+    message: Message, junk: bytes
+) -> None:
+    encoded = encode_mh(message, RFC5213)
+    for size in range(len(encoded)):
+        try:
+            decode_mh(encoded[:size], RFC5213)
+        except Malformed:
+            continue
+        raise AssertionError(f"a truncation to {size} octets decoded")
+    try:
+        decode_mh(encoded + junk, RFC5213)
+    except Malformed as exc:
+        assert "Header Len" in str(exc)
+    else:
+        raise AssertionError("trailing junk decoded")
