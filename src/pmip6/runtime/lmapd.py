@@ -250,6 +250,7 @@ class LmapDaemon:
         self.sock: MobilitySocket | None = None
         self.control: ControlServer | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._own = config.address
         self._dp_thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._timer_at = float("inf")
         self._flush: asyncio.TimerHandle | None = None
@@ -294,6 +295,8 @@ class LmapDaemon:
         await self._on_dataplane(setup)
 
         self.sock = MobilitySocket(cfg.address)
+        self._own = cfg.address
+        self.sock.intern_local(cfg.address)
         self.sock.set_handler(self._datagram)
         self.control = ControlServer(
             cfg.control_socket,
@@ -343,7 +346,7 @@ class LmapDaemon:
             await asyncio.get_running_loop().run_in_executor(self._dp_thread, fn)
 
     def _datagram(self, data: bytes, src: IPv6Address, dst: IPv6Address) -> None:
-        if dst != self.config.address:
+        if dst is not self._own and dst != self._own:
             return  # another address of this host
         try:
             message = decode_mh(data, self.profile)

@@ -154,6 +154,10 @@ class MobilitySocket:
                 return address
         return self.local if self.local is not None else IPv6Address(0)
 
+    def intern_local(self, address: IPv6Address) -> None:
+        """Make datagrams to ``address`` carry this very object as destination."""
+        self._dst_cache[address.packed] = address
+
     # --- sending -------------------------------------------------------------
 
     def send(
