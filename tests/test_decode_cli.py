@@ -11,6 +11,7 @@ import dpkt
 import pytest
 
 from pmip6.cli import main
+from pmip6.wire.errors import Malformed
 from pmip6.wire.mh import (
     BAFlags,
     BindingAcknowledgement,
@@ -19,6 +20,7 @@ from pmip6.wire.mh import (
     HomeNetworkPrefix,
     MobileNodeIdentifier,
     Timestamp,
+    decode_mh,
     encode_mh,
 )
 from pmip6.wire.pcap import (
@@ -27,11 +29,13 @@ from pmip6.wire.pcap import (
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_NULL,
     LINKTYPE_RAW,
+    NotMobility,
     ethernet_frame,
+    find_mobility_header,
     ipv6_packet,
     write_pcap,
 )
-from pmip6.wire.profile import RFC5213
+from pmip6.wire.profile import DRAFT00, RFC5213, Profile
 
 CAPTURES = Path(__file__).parents[2] / "shared" / "captures"
 
@@ -96,6 +100,31 @@ def test_every_packet_of_the_shared_captures(
     code, out, _ = run_decode(capsys, str(capture))
     assert code == 0
     assert out.splitlines()[-1].startswith(f"{summary['packets']} packets: ")
+
+
+@pytest.mark.skipif(
+    not shared_captures(),
+    reason="the shared captures directory beside the checkout is missing",
+)
+@pytest.mark.parametrize("capture", shared_captures(), ids=lambda p: p.name)
+@pytest.mark.parametrize("profile", [DRAFT00, RFC5213], ids=lambda p: p.name)
+def test_shared_captures_through_the_codec(capture: Path, profile: Profile) -> None:
+    found = outcomes = 0
+    with open(capture, "rb") as handle:
+        reader = dpkt.pcap.Reader(handle)
+        linktype = reader.datalink()
+        for _, frame in reader:
+            try:
+                packet = find_mobility_header(linktype, bytes(frame))
+            except NotMobility:
+                continue
+            found += 1
+            try:
+                decode_mh(packet.mh, profile)
+            except Malformed as exc:
+                assert str(exc).split(":")[0] in ("BU", "BA", "BE", "MH"), exc
+            outcomes += 1
+    assert found == outcomes > 0
 
 
 @pytest.mark.skipif(
