@@ -40,9 +40,23 @@ _counter = 0
 
 
 def sh(*args: str) -> str:
-    return subprocess.run(
-        args, check=True, capture_output=True, text=True, timeout=30
-    ).stdout
+    done = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def wait_forwarding(*ports: str) -> None:
+    """Wait until the bridge ports forward: carrier comes up asynchronously
+    (link watch), and until then the bridge drops frames and learns nothing."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        links = json.loads(sh("bridge", "-j", "link", "show"))
+        states = {link["ifname"]: link.get("state") for link in links}
+        if all(states.get(port) == "forwarding" for port in ports):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"bridge ports {ports} not forwarding: {states}")
 
 
 @pytest.fixture
@@ -242,6 +256,7 @@ def _bridge_body(ms_ns: str) -> dict[str, Any]:
     )
     sh("ip", "link", "set", "pmp1", "master", "pmbr", "up")
     sh("ip", "-n", ms_ns, "link", "set", "eth0", "up")
+    wait_forwarding("pmp1")
     sysctl = "/proc/sys/net/ipv6/conf/pmbr"
 
     async def run() -> dict[str, Any]:
@@ -410,6 +425,7 @@ def _fdb_body(other_ns: str) -> dict[str, Any]:
             + b"\x00" * 46
         )
 
+    wait_forwarding("pmq0", "pmq1")
     # a station the bridge knew before the watcher started
     send_from("pmq0b", mac_old)
     time.sleep(0.05)
@@ -470,7 +486,7 @@ def _fdb_body(other_ns: str) -> dict[str, Any]:
 
         sh("ip", "link", "set", "pmq1b", "up")
         events.clear()
-        await asyncio.sleep(0.1)
+        await asyncio.to_thread(wait_forwarding, "pmq1")
         send_from("pmq1b", mac3)
         await wait_for("new", mac3)
         events.clear()
@@ -480,6 +496,7 @@ def _fdb_body(other_ns: str) -> dict[str, Any]:
 
         # the port moves into another bridge: the first bridge's watcher sees gone
         sh("ip", "link", "set", "pmq0", "master", "pmbr")
+        await asyncio.to_thread(wait_forwarding, "pmq0")
         send_from("pmq0b", mac1)
         await wait_for("new", mac1)
         events.clear()
@@ -523,6 +540,7 @@ def _ageing_body() -> dict[str, Any]:
         "ip link set pmq0b up",
     ):
         sh(*cmd.split())
+    wait_forwarding("pmq0")
     mac = "02:00:00:00:dd:01"
 
     async def run() -> dict[str, Any]:
@@ -600,6 +618,7 @@ def _resync_body() -> dict[str, Any]:
         "ip link set pmq0b up",
     ):
         sh(*cmd.split())
+    wait_forwarding("pmq0")
     mac = "02:00:00:00:ee:01"
 
     async def run() -> dict[str, Any]:
