@@ -307,3 +307,55 @@ def test_seg6_route_follows_the_binding(setup: Setup) -> None:
         mpa2.close()
     assert setup.stop() == 0
     assert routes(setup.lmap, lnp).strip() == ""  # removed on stop
+
+
+def test_forwarding_failure_answers_143_in_process(tmp_path: Path) -> None:
+    import asyncio
+
+    from pmip6.dataplane import FakeDataPlane
+    from pmip6.lab.netns import namespace
+    from pmip6.runtime.lmapd import LmapDaemon, parse_config
+
+    config = parse_config(
+        {
+            "lmap": {
+                "address": str(LMAP),
+                "prefixes": ["2001:db8:1::/48"],
+                "mpas": ["fd00::/64"],
+                "dataplane": "fake",
+                "state": str(tmp_path / "lmap.db"),
+                "control_socket": str(tmp_path / "lmap.sock"),
+            }
+        }
+    )
+    fake = FakeDataPlane(fail={"lmap_bind"})
+
+    async def scenario(peer: Peer) -> list[Message]:
+        daemon = LmapDaemon(config, dataplane=fake)
+        await daemon.start()
+        try:
+            loop = asyncio.get_running_loop()
+            peer.send(pbu(1))
+            first = await loop.run_in_executor(None, peer.recv)
+            peer.send(pbu(2))  # the next try works: fail fires once
+            second = await loop.run_in_executor(None, peer.recv)
+            return [first, second]
+        finally:
+            await daemon.stop()
+
+    with namespace("pm-lm-") as ns:
+        addr_nodad(ns, "lo", f"{LMAP}/64")
+        addr_nodad(ns, "lo", f"{MPA1}/64")
+        with ns.entered():
+            peer = Peer(ns, MPA1)
+            try:
+                first, second = asyncio.run(scenario(peer))
+            finally:
+                peer.close()
+    assert isinstance(first, BindingAcknowledgement) and first.status == 143
+    assert first.lifetime == 0
+    assert isinstance(second, BindingAcknowledgement) and second.status == 0
+    assert fake.lmap_bindings == {}  # stopped: removed
+    assert [c[0] for c in fake.calls_to("lmap_bind")] == [
+        IPv6Network("2001:db8:1:1::/64")
+    ] * 2

@@ -623,3 +623,15 @@ def test_memory_per_binding_is_below_1_kib() -> None:
     tracemalloc.stop()
     assert len(e.by_nai) == n
     assert used / n < 1024
+
+
+def test_forwarding_failure_drops_the_binding() -> None:
+    e = make()
+    feed(e, pbu(1), MPA1, 0.0)
+    assert e.forwarding_failed(LNP, MPA2, 0.1) == []  # not bound there: nothing
+    fx = e.forwarding_failed(LNP, MPA1, 0.1)
+    assert Unbind(LNP) in fx and Delete(NAI) in fx
+    (ev,) = events(fx, EventKind.REFUSED)
+    assert ev.status == 143
+    assert not e.by_nai and not e.by_loa
+    assert reply(feed(e, pbu(2, nai="ms2@x"), MPA2, 1.0)).status == 0  # LNP free

@@ -393,6 +393,38 @@ class LmapEngine:
             return expiry[0][0]
         return retry[0][0] if retry else None
 
+    def forwarding_failed(
+        self, target: IPv6Network, care_of: IPv6Address, now: float
+    ) -> list[Effect]:
+        """The data plane could not tunnel ``target`` to ``care_of``.
+
+        The binding is dropped (an LMAP that cannot forward must not claim
+        the MS; RFC 5213 5.3.1 answers such a PBU with status 143), and the
+        daemon turns the PBA it still holds into a refusal with
+        ``Status.FORWARDING_SETUP_FAILED``.
+        """
+        key = _lnp_key(int(target.network_address), target.prefixlen)
+        b = self._by_lnp.get(key)
+        if b is None or b.care_of != care_of:
+            return []  # moved or gone meanwhile: nothing of ours to undo
+        self._remove(b)
+        self.counters.refused += 1
+        by_status = self.counters.refused_by_status
+        status = int(Status.FORWARDING_SETUP_FAILED)
+        by_status[status] = by_status.get(status, 0) + 1
+        return [
+            Unbind(target),
+            Delete(b.nai),
+            Event(
+                EventKind.REFUSED,
+                b.nai,
+                b.loa_address,
+                care_of,
+                detail="forwarding setup failed",
+                status=status,
+            ),
+        ]
+
     # --- state in and out ------------------------------------------------------
 
     def restore(self, bindings: Iterable[Binding], now: float) -> int:

@@ -25,7 +25,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,14 @@ from pmip6.runtime.logs import setup_logging
 from pmip6.runtime.mhsock import MobilitySocket
 from pmip6.runtime.store import BindingStore
 from pmip6.wire.errors import Malformed
-from pmip6.wire.mh import decode_mh, encode_mh
+from pmip6.wire.mh import (
+    BindingAcknowledgement,
+    MobileNodeIdentifier,
+    Status,
+    decode_mh,
+    encode_mh,
+    find_option,
+)
 from pmip6.wire.profile import PROFILES, profile_named
 
 HELP = "run the Local Mobility Anchor Point daemon"
@@ -420,7 +427,8 @@ class LmapDaemon:
         dp = self.dataplane
         assert dp is not None
 
-        def work() -> None:
+        def work() -> list[Bind]:
+            failed = []
             for r in routes:
                 try:
                     if type(r) is Bind:
@@ -429,24 +437,58 @@ class LmapDaemon:
                         dp.lmap_unbind(r.target)
                 except DataPlaneError as exc:
                     log.error("forwarding of %s: %s", r.target, exc)
+                    if type(r) is Bind:
+                        failed.append(r)
+            return failed
 
         if self._dp_thread is None:
-            work()
-            for effect in then:
-                self._send(effect)
+            self._programmed(work(), then)
             return
 
         # kernel backends run on their own thread, in order; the messages
         # that wait for the tunnel leave when it is in place
         loop = asyncio.get_running_loop()
         future = self._dp_thread.submit(work)
-        if then:
 
-            def done(_: concurrent.futures.Future[None]) -> None:
+        def done(f: concurrent.futures.Future[list[Bind]]) -> None:
+            failed = [] if f.exception() else f.result()
+            if then or failed:
                 with contextlib.suppress(RuntimeError):  # loop closed at exit
-                    loop.call_soon_threadsafe(self._send_all, then)
+                    loop.call_soon_threadsafe(self._programmed, failed, then)
 
-            future.add_done_callback(done)
+        future.add_done_callback(done)
+
+    def _programmed(self, failed: list[Bind], then: list[Send]) -> None:
+        if failed and self.engine is not None:
+            # no tunnel, no binding: the PBA becomes a refusal (status 143)
+            now = time.time()
+            refused: set[tuple[str, IPv6Address]] = set()
+            for bind in failed:
+                effects = self.engine.forwarding_failed(bind.target, bind.care_of, now)
+                refused.update(
+                    (e.nai, bind.care_of) for e in effects if type(e) is Delete
+                )
+                self._apply(effects)
+            then = [self._refusal(s, refused) for s in then]
+        self._send_all(then)
+
+    @staticmethod
+    def _refusal(send: Send, refused: set[tuple[str, IPv6Address]]) -> Send:
+        ba = send.message
+        if type(ba) is not BindingAcknowledgement or ba.status >= 128:
+            return send
+        mnid = find_option(ba.options, MobileNodeIdentifier)
+        if mnid is None or (mnid.nai, send.dst) not in refused:
+            return send
+        return Send(
+            replace(
+                ba,
+                status=Status.FORWARDING_SETUP_FAILED,
+                lifetime=0,
+                options=(mnid,),
+            ),
+            send.dst,
+        )
 
     def _send_all(self, effects: list[Send]) -> None:
         if self.sock is None:
