@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from pmip6.lab.kea import KeaServer
 from pmip6.lab.netns import Lab, Namespace, addr_nodad
 from pmip6.runtime.control import request
 
@@ -312,6 +314,28 @@ def test_stop_removes_state_and_socket(mpalab: MpaLab) -> None:
     assert [b["nai"] for b in bindings] == ["ms1@example.net"]
 
 
+def test_station_leaving_is_deregistered_after_leave_delay(mpalab: MpaLab) -> None:
+    env = mpalab
+    env.start_all()
+    env.ms.run("ip", "link", "set", "eth0", "up")
+    _wait(
+        "the MPA to register the MS",
+        lambda: [v for v in env.visitors() if v["state"] == "registered"],
+    )
+    # the port goes away: the bridge drops the MS's FDB entry at once
+    env.mpa.run("ip", "link", "del", "ms0")
+    t0 = time.monotonic()
+    _wait(
+        "the LMAP to drop the binding",
+        lambda: request(str(env.run / "lmap.sock"), "bindings") == [],
+    )
+    # no revocation came within leave_delay (3 s), so the MPA de-registered
+    assert time.monotonic() - t0 >= 2.5
+    assert env.visitors() == []
+    assert "left the access link; de-registering" in env.log("mpa")
+    assert "de-registered" in env.log("mpa")
+
+
 @pytest.fixture
 def roamlab(tmp_path: Path) -> Iterator[MpaLab]:
     with Lab("pm-mpa-") as lab:
@@ -360,6 +384,79 @@ def test_roam_keeps_the_address_and_traffic(roamlab: MpaLab) -> None:
     assert binding["care_of"] == "fd00::12"
     assert "binding revoked" in env.log("mpa")
     assert "de-registering" not in env.log("mpa")
+
+
+@pytest.mark.skipif(
+    shutil.which("kea-dhcp6") is None or shutil.which("dhclient") is None,
+    reason="needs kea-dhcp6 and dhclient",
+)
+def test_dhcpv6_station_gets_its_lease_registered(mpalab: MpaLab) -> None:
+    env = mpalab
+    env.paths["profiles"].write_text(
+        f"""[[station]]
+mac = "{MS_MAC}"
+nai = "ms1@example.net"
+lmap = "fd00::1"
+lnp = "{LNP}"
+address_mode = "dhcpv6"
+dhcp_server = "fd00::2"
+"""
+    )
+    addr_nodad(env.lmap, "tr0", "fd00::2/64")
+    kea = KeaServer(env.run / "kea", env.lmap.name, "tr0", "fd00::2", {LNP: None})
+    (env.run / "kea").mkdir()
+    dhclient: subprocess.Popen[bytes] | None = None
+    kea.start()
+    try:
+        env.start_all()
+        env.ms.run("ip", "link", "set", "eth0", "up")
+        # M=1 in the RA, A=0: the host's kernel forms no address itself
+        _wait(
+            "the RA (default route)",
+            lambda: (
+                "default via fe80::1"
+                in env.ms.run("ip", "-6", "route", "show", "dev", "eth0").stdout
+            ),
+        )
+        # dhclient binds to the link-local address: wait until DAD is done
+        _wait(
+            "the MS's link-local address",
+            lambda: (
+                "tentative"
+                not in env.ms.run("ip", "-6", "addr", "show", "dev", "eth0").stdout
+            ),
+        )
+        dhclient = env.ms.popen(
+            "dhclient",
+            "-6",
+            "-d",
+            "-lf",
+            str(env.run / "dhclient.leases"),
+            "-pf",
+            str(env.run / "dhclient.pid"),
+            "-v",
+            "eth0",
+            stdout=subprocess.DEVNULL,
+            stderr=open(env.run / "dhclient.log", "wb"),  # noqa: SIM115
+        )
+        loa = _wait("a leased address on the MS", lambda: _ms_global(env.ms), 30)
+        assert loa in {lease.address for lease in kea.leases()}
+        [v] = _wait(
+            "the MPA to register the lease",
+            lambda: [v for v in env.visitors() if v["state"] == "registered"],
+        )
+        assert v["loa"] == str(loa)
+        status = request(str(env.run / "mpa.sock"), "status")
+        assert status["dhcp_relayed"] >= 2 and status["dhcp_replies"] >= 2
+    except AssertionError:
+        print(env.log("mpa"))
+        print((env.run / "dhclient.log").read_text(errors="replace"))
+        raise
+    finally:
+        if dhclient is not None:
+            dhclient.kill()
+            dhclient.wait()
+        kea.stop()
 
 
 def test_no_namespace_left_behind() -> None:
