@@ -256,7 +256,6 @@ def _bridge_body(ms_ns: str) -> dict[str, Any]:
     )
     sh("ip", "link", "set", "pmp1", "master", "pmbr", "up")
     sh("ip", "-n", ms_ns, "link", "set", "eth0", "up")
-    wait_forwarding("pmp1")
     sysctl = "/proc/sys/net/ipv6/conf/pmbr"
 
     async def run() -> dict[str, Any]:
@@ -265,6 +264,7 @@ def _bridge_body(ms_ns: str) -> dict[str, Any]:
         assert not await is_bridge("absent0")
         before_mac = link_field("address")
         state = await configure_access_interface("pmbr", VMAC, VLL)
+        await asyncio.to_thread(wait_forwarding, "pmp1")  # the bridge is up now
         out: dict[str, Any] = {
             "mac": link_field("address"),
             "accept_ra": Path(f"{sysctl}/accept_ra").read_text().strip(),
