@@ -271,6 +271,9 @@ def test_unknown_message_must_end_on_a_boundary() -> None:
         BindingUpdate(1, BUFlags(0), 0, (HandoffIndicator(256),)),
         BindingUpdate(1, BUFlags(0), 0, (MNLinkLayerIdentifier(bytes(254)),)),
         BindingUpdate(1, BUFlags(0), 0, (HomeNetworkPrefix(129, SRC),)),
+        BindingUpdate(1, BUFlags(0), 0, (UnknownOption(0, b""),)),
+        BindingUpdate(1, BUFlags(0), 0, (UnknownOption(1, b"\0"),)),
+        BindingUpdate(1, BUFlags(0), 0, (UnknownOption(256, b""),)),
     ],
 )
 def test_out_of_range_values_raise_value_error(message: Message) -> None:

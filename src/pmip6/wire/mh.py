@@ -637,6 +637,13 @@ def _profile_type(code: int | None, what: str, profile: Profile) -> int:
     return code
 
 
+def _unknown_type(option_type: int) -> int:
+    # padding is the encoder's job; as an option it would not survive decoding
+    if option_type in (OptionType.PAD1, OptionType.PADN):
+        raise ValueError("Pad1/PadN are inserted by encode_mh, not given as options")
+    return option_type
+
+
 def _enc_prefix(prefix_length: int, prefix: IPv6Address) -> bytes:
     if not 0 <= prefix_length <= 128:
         raise ValueError(f"prefix length {prefix_length} is not in 0..128")
@@ -669,7 +676,7 @@ _OPTION_ENCODERS: dict[type, _OptionEncoder] = {
     LinkLocalAddress: lambda o, p: (26, o.link_local_address.packed),
     Timestamp: lambda o, p: (27, _U64.pack(o.timestamp)),
     RestartCounter: lambda o, p: (28, _U32.pack(o.restart_counter)),
-    UnknownOption: lambda o, p: (o.option_type, o.data),
+    UnknownOption: lambda o, p: (_unknown_type(o.option_type), o.data),
 }
 
 # "xn+y" alignment of each option's Type octet, measured from the MH start
