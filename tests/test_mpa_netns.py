@@ -275,6 +275,27 @@ def test_linux_ms_gets_ra_and_autoconfigures(mpalab: MpaLab) -> None:
     status = request(str(mpalab.run / "mpa.sock"), "status")
     assert status["visitors"] == 1 and status["ra_sent"] >= 2
 
+    # the operator's view
+    ctl = [sys.executable, "-m", "pmip6", "ctl"]
+    sock = ["--socket", str(mpalab.run / "mpa.sock")]
+    table = subprocess.run(
+        [*ctl, "visitors", *sock], capture_output=True, text=True, check=True
+    ).stdout
+    header, row = table.splitlines()
+    assert header.split()[:6] == ["NAI", "MAC", "LOA", "LNP", "LMAP", "STATE"]
+    assert row.split()[:6] == [
+        "ms1@example.net",
+        MS_MAC,
+        str(loa),
+        str(LNP),
+        "fd00::1",
+        "registered",
+    ]
+    as_json = subprocess.run(
+        [*ctl, "visitors", "--json", *sock], capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(as_json)[0]["loa"] == str(loa)
+
 
 def test_unknown_station_gets_no_ra(mpalab: MpaLab) -> None:
     mpalab.paths["profiles"].write_text("")  # nobody is authorised
