@@ -494,7 +494,8 @@ def test_restore_drops_expired_and_rebuilds_indexes() -> None:
     e = make()
     live = Binding(NAI, int(LOA), 64, A("fd00::11"), 300, 500.0, 4, 0)
     dead = Binding("old@x", int(A("2001:db8:1:9::1")), 64, A("fd00::12"), 300, 50.0, 1)
-    assert e.restore([live, dead], 100.0) == 1
+    foreign = Binding("f@x", int(A("2001:db9::1")), 64, A("fd00::12"), 300, 500.0, 1)
+    assert e.restore([live, dead, foreign], 100.0) == 1
     assert e.forwarding() == {LNP: MPA1}
     assert e.next_deadline() == 500.0
     # the restored MPA address is the interned one: refreshes are not moves

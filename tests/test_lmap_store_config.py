@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pmip6.core.lmap import Binding
-from pmip6.runtime.lmapd import ConfigError, load_config, parse_config
+from pmip6.runtime.lmapd import ConfigError, _first_address, load_config, parse_config
 from pmip6.runtime.store import BindingStore
 
 A = IPv6Address
@@ -142,3 +142,10 @@ def test_config_file_errors(tmp_path: Path) -> None:
     bad.write_text("[mpa]\n")
     with pytest.raises(ConfigError, match=r"missing \[lmap\] table"):
         load_config(str(bad))
+
+
+def test_uplink_lookup_address_is_never_the_lmap_itself() -> None:
+    own = A("fd00::1")
+    assert _first_address(IPv6Network("fd00::/64"), own) == A("fd00::2")
+    assert _first_address(IPv6Network("fd00::/64"), A("fd00::9")) == A("fd00::1")
+    assert _first_address(IPv6Network("fd00::11/128"), own) == A("fd00::11")

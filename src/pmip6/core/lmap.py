@@ -428,11 +428,19 @@ class LmapEngine:
     # --- state in and out ------------------------------------------------------
 
     def restore(self, bindings: Iterable[Binding], now: float) -> int:
-        """Load bindings from the store, dropping expired ones; return the count."""
+        """Load bindings from the store; return how many were kept.
+
+        Expired ones, and ones outside the anchored prefixes (the config
+        changed), are dropped.
+        """
         count = 0
         for b in bindings:
             if b.expires_at <= now or b.nai in self.by_nai:
                 continue
+            if not 0 <= b.prefix_length <= 128 or not self._inside(
+                b.loa, b.prefix_length
+            ):
+                continue  # the anchored prefixes changed since it was stored
             b.care_of = self._intern(b.care_of)
             if b.prev_care_of is not None:
                 b.prev_care_of = self._intern(b.prev_care_of)

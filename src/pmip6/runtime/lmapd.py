@@ -287,7 +287,9 @@ class LmapDaemon:
         if dp.name in ("none", "fake"):
             uplink = cfg.uplink or ""
         else:
-            uplink = cfg.uplink or route_interface(_first_address(cfg.mpas[0]))
+            uplink = cfg.uplink or route_interface(
+                _first_address(cfg.mpas[0], cfg.address)
+            )
             # pyroute2's IPRoute runs its own event loop and refuses a thread
             # whose loop is running: kernel backends get one worker thread
             self._dp_thread = concurrent.futures.ThreadPoolExecutor(
@@ -594,10 +596,14 @@ class LmapDaemon:
         }
 
 
-def _first_address(network: IPv6Network) -> IPv6Address:
+def _first_address(network: IPv6Network, own: IPv6Address) -> IPv6Address:
+    """An address of ``network`` to look the uplink up with (never ``own``)."""
     if network.num_addresses == 1:
         return network.network_address
-    return network.network_address + 1
+    candidate = network.network_address + 1
+    if candidate == own and network.num_addresses > 2:
+        candidate += 1
+    return candidate
 
 
 # --- command line ---------------------------------------------------------------
