@@ -588,7 +588,13 @@ def _kernel_udp_body() -> dict[str, Any]:
         client.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"pmtx")
         client.bind(("::", 546))
         index = socket.if_nametoindex("pmtx")
-        client.sendto(b"\x01\x00\x00\x01", ("ff02::1:2", 547, 0, index))
+        # the link-local address appears once the kernel has seen the carrier
+        for _ in range(100):
+            try:
+                client.sendto(b"\x01\x00\x00\x01", ("ff02::1:2", 547, 0, index))
+                break
+            except OSError:
+                await asyncio.sleep(0.02)
         for _ in range(40):
             await asyncio.sleep(0.05)
             if any(f.kind is nd.FrameKind.DHCPV6 for f in frames):
