@@ -142,7 +142,7 @@ def test_handover_keeps_the_address_and_renews_through_the_new_mpa(lab: Lab) -> 
     assert lab.binding_for(nai("ms1"))["loa"] == str(loa)  # type: ignore[index]
 
 
-def test_with_kea_down_the_mpa_warns_and_the_station_gets_nothing(lab: Lab) -> None:
+def test_with_kea_down_the_mpa_warns_and_the_station_waits_for_it(lab: Lab) -> None:
     kea_pid = lab.state["pids"]["kea"]
     os.kill(kea_pid, signal.SIGTERM)
     assert wait_for(lambda: not pid_alive(kea_pid), 5.0)
@@ -168,3 +168,38 @@ def test_with_kea_down_the_mpa_warns_and_the_station_gets_nothing(lab: Lab) -> N
     assert "Traceback" not in text
     # the stations already served keep working
     assert lab.ping("ms2", CN_ADDRESS, count=1)
+
+    # the server comes back: the station's next Solicit gets through
+    lab.start_kea()
+    loa = lab.wait_loa("ms3", timeout=40.0)
+    assert loa is not None and in_pool(lab, "ms3", loa)
+    assert wait_for(lambda: lab.binding_for(nai("ms3")), 10.0)
+
+
+@pytest.mark.skipif(shutil.which("freeradius") is None, reason="no FreeRADIUS")
+def test_radius_profile_names_the_server_and_the_mode() -> None:
+    # the same flow when the profile (dhcpv6 mode, PMIP6-Home-DHCP6-Server-
+    # Address) comes from FreeRADIUS instead of the profiles file
+    topo = Topology.from_dict(
+        {
+            "lab": {
+                "name": f"dr{secrets.token_hex(3)}",
+                "mpas": 1,
+                "dhcp": True,
+                "aaa": "radius",
+            },
+            "ms": [{"name": "ms1"}],
+        }
+    )
+    lab = Lab.create(topo)
+    try:
+        lab.up()
+        loa = lab.wait_loa("ms1", timeout=20.0)
+        assert loa is not None and in_pool(lab, "ms1", loa)
+        binding = wait_for(lambda: lab.binding_for(nai("ms1")), 10.0)
+        assert binding is not None and binding["loa"] == str(loa)
+        (visitor,) = lab.visitors("mpa1")
+        assert visitor["dhcp_server"] == "fd00::2"
+    finally:
+        lab.down()
+        assert not set(topo.namespaces) & netns_list()
