@@ -156,6 +156,7 @@ class Batcher:
         except OSError:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         self.seq = 0
+        self.enomem_retries = 0
 
     def close(self) -> None:
         self.sock.close()
@@ -196,18 +197,37 @@ class Batcher:
                 off += (length + 3) & ~3
 
     def run_retrying(
-        self, messages: Sequence[bytes], retries: int = 8, delay: float = 0.02
+        self,
+        messages: Sequence[bytes],
+        retries: int = 12,
+        delay: float = 0.002,
+        max_delay: float = 0.2,
     ) -> list[int]:
-        """Like ``run``, resending the requests that failed with ENOMEM."""
-        results = self.run(messages)
-        for _ in range(retries):
-            again = [i for i, e in enumerate(results) if e == errno.ENOMEM]
-            if not again:
-                break
-            time.sleep(delay)
-            delay *= 2
-            for i, e in zip(again, self.run([messages[i] for i in again]), strict=True):
-                results[i] = e
+        """Like ``run``, resending requests that failed with ENOMEM.
+
+        A large burst of seg6 routes outruns the kernel's per-CPU allocator,
+        which grows asynchronously: about half of 100k routes fail on a fresh
+        boot. Retrying each batch's failures after a short pause, before
+        sending the next batch, keeps pace with that growth instead of
+        piling up failures. ``enomem_retries`` counts the resends.
+        """
+        results: list[int] = []
+        for start in range(0, len(messages), BATCH):
+            chunk = messages[start : start + BATCH]
+            got = self.run(chunk)
+            pause = delay
+            for _ in range(retries):
+                again = [i for i, e in enumerate(got) if e == errno.ENOMEM]
+                if not again:
+                    break
+                self.enomem_retries += len(again)
+                time.sleep(pause)
+                pause = min(pause * 2, max_delay)
+                for i, e in zip(
+                    again, self.run([chunk[i] for i in again]), strict=True
+                ):
+                    got[i] = e
+            results += got
         return results
 
     def dump_routes(self, table: int) -> Iterable[tuple[IPv6Network, int, bytes]]:
