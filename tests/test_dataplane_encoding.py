@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Sequence
 from ipaddress import IPv6Address, IPv6Network
 
+import pytest
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from pmip6.dataplane import fastpath
@@ -62,3 +65,21 @@ def test_segment_of_dumped_encap() -> None:
     # skip RTA_ENCAP_TYPE (8 octets) and the RTA_ENCAP header (4 octets)
     assert fastpath.seg6_segment(encap[12:]) == IPv6Address("fd00::12")
     assert fastpath.seg6_segment(b"") is None
+
+
+def test_batches_resend_enomem_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[list[bytes]] = []
+
+    def run(self: fastpath.Batcher, msgs: Sequence[bytes], batch: int = 0) -> list[int]:
+        sent.append(list(msgs))
+        # the first attempt at each odd message runs out of memory
+        return [
+            errno.ENOMEM if len(sent) == 1 and i % 2 else 0 for i in range(len(msgs))
+        ]
+
+    monkeypatch.setattr(fastpath.Batcher, "run", run)
+    with fastpath.Batcher() as b:
+        msgs = [bytes([i]) for i in range(6)]
+        assert b.run_retrying(msgs, delay=0.0) == [0] * 6
+        assert b.enomem_retries == 3
+    assert sent[1] == [msgs[1], msgs[3], msgs[5]]
