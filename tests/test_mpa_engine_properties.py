@@ -148,8 +148,10 @@ def test_any_input_order_keeps_the_data_plane_consistent(
                 assert v.attached.network_address in v.profile.lnp
             if v.state is State.REFUSED:
                 assert v.attached is None and v.pending is None
-        # a deadline, when there is one, is never in the past for long
+        # the deadline heap agrees with a scan of every visitor's timers
+        times = [t for v in engine if (t := engine._earliest(v)) is not None]
         deadline = engine.next_deadline()
+        assert deadline == (min(times) if times else None)
         if deadline is not None:
             apply(engine.tick(max(now, deadline)))
             now = max(now, deadline)

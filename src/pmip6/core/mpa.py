@@ -18,6 +18,7 @@ configured address), 6.4 (Binding Revocation), 7.1 (the visitor list), 7.3
 from __future__ import annotations
 
 import enum
+import heapq
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -245,6 +246,21 @@ class _Transaction:
     sent_135_retry: bool = False
 
 
+# Visitor fields that hold deadlines: assigning one queues the visitor for the
+# engine's deadline heap (see MpaEngine._rearm)
+_TIMER_FIELDS = frozenset(
+    {
+        "pending",
+        "refresh_at",
+        "retry_at",
+        "next_probe",
+        "expires",
+        "leaving_at",
+        "dhcp_deadline",
+    }
+)
+
+
 @dataclass
 class Visitor:
     """One visitor list entry (seed 7.1)."""
@@ -274,6 +290,15 @@ class Visitor:
     # profile names the LNP), and when an unanswered relayed message times out
     dhcp_held: tuple[IPv6Address, bytes] | None = None
     dhcp_deadline: float | None = None
+    # the engine's set of visitors whose deadlines changed (by MAC)
+    dirty: set[str] | None = field(default=None, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name in _TIMER_FIELDS:
+            dirty = self.__dict__.get("dirty")
+            if dirty is not None:
+                dirty.add(self.mac)
 
     @property
     def lmap(self) -> IPv6Address | None:
@@ -298,6 +323,11 @@ class MpaEngine:
         self._by_sequence: dict[int, str] = {}
         self._by_nai_index: dict[str, str] = {}
         self._by_loa: dict[IPv6Address, str] = {}
+        # deadlines as a heap of (time, MAC), entries checked against the
+        # visitor when they surface; visitors whose timers changed are in
+        # _dirty until _rearm pushes their new earliest deadline
+        self._wakeups: list[tuple[float, str]] = []
+        self._dirty: set[str] = set()
         self._sequence = initial_sequence % 0x10000
         self.counters: dict[str, int] = {
             "pbu_sent": 0,
@@ -353,23 +383,41 @@ class MpaEngine:
 
     def next_deadline(self) -> float | None:
         """The earliest time ``tick`` has something to do, or None."""
-        times: list[float] = []
-        for v in self._visitors.values():
-            if v.pending is not None:
-                times.append(v.pending.deadline)
+        self._rearm()
+        heap = self._wakeups
+        while heap:
+            at, mac = heap[0]
+            v = self._visitors.get(mac)
+            if v is not None and self._earliest(v) == at:
+                return at
+            heapq.heappop(heap)  # stale: the visitor left or its timers moved
+        return None
+
+    def _earliest(self, v: Visitor) -> float | None:
+        times = [
+            t
             for t in (
+                v.pending.deadline if v.pending is not None else None,
                 v.refresh_at,
                 v.retry_at,
                 v.next_probe,
                 v.expires,
                 v.leaving_at,
                 v.dhcp_deadline,
-            ):
-                if t is not None:
-                    times.append(t)
-            if v.next_probe is not None:
-                times.append(v.last_heard + self.settings.absent_timeout)
+            )
+            if t is not None
+        ]
+        if v.next_probe is not None:
+            times.append(v.last_heard + self.settings.absent_timeout)
         return min(times) if times else None
+
+    def _rearm(self) -> None:
+        for mac in self._dirty:
+            v = self._visitors.get(mac)
+            at = self._earliest(v) if v is not None else None
+            if at is not None:
+                heapq.heappush(self._wakeups, (at, mac))
+        self._dirty.clear()
 
     # --- inputs from the access link ------------------------------------------
 
@@ -602,52 +650,68 @@ class MpaEngine:
     def tick(self, now: float) -> list[Effect]:
         """Run every deadline that has passed."""
         effects: list[Effect] = []
-        s = self.settings
-        for v in list(self._visitors.values()):
-            t = v.pending
-            if t is not None and now >= t.deadline:
-                self._retransmit(v, t, now, effects)
-            if v.mac not in self._visitors:
+        self._rearm()
+        due: dict[str, None] = {}
+        while self._wakeups and self._wakeups[0][0] <= now:
+            due[heapq.heappop(self._wakeups)[1]] = None
+        for mac in due:
+            v = self._visitors.get(mac)
+            if v is None:
                 continue
-            if v.leaving_at is not None and now >= v.leaving_at:
-                self._leave(v, now, "left the access link", effects)
-                continue
-
-            if v.retry_at is not None and now >= v.retry_at:
-                v.retry_at = None
-                if v.state is State.AUTHENTICATING:
-                    effects.append(AskAaa(v.mac, v.nai))
-                elif v.state is State.FAILED:
-                    self._register(v, now, effects)
-
-            if v.dhcp_deadline is not None and now >= v.dhcp_deadline:
-                v.dhcp_deadline = None
-                server = v.profile.dhcp_server if v.profile else None
-                self._warn_once(
-                    effects,
-                    v,
-                    "dhcp-timeout",
-                    f"DHCPv6 server {server or self.settings.dhcp_server} did not "
-                    f"answer within {self.settings.dhcp_answer_timeout:g} s",
-                )
-
-            if v.state is State.REGISTERED and v.pending is None:
-                if v.expires is not None and now >= v.expires:
-                    self._fail(v, now, "registration expired", effects)
-                elif v.refresh_at is not None and now >= v.refresh_at:
-                    v.refresh_at = None
-                    self._register(v, now, effects)
-
-            # presence: probe an idle MS, declare it gone after absent_timeout
-            if v.next_probe is not None:
-                if now - v.last_heard >= s.absent_timeout:
-                    self._leave(v, now, "stopped answering probes", effects)
-                elif now >= v.next_probe:
-                    target = v.loa or v.link_local
-                    if target is not None:
-                        effects.append(SendNs(v.access, v.mac, target))
-                    v.next_probe = now + self._probe_interval()
+            at = self._earliest(v)
+            if at is not None and at <= now:
+                self._tick_visitor(v, now, effects)
+            # its timers may have moved in ways the dirty marks do not see
+            # (a transaction's own deadline): queue it again in any case
+            self._dirty.add(mac)
+        self._rearm()
         return effects
+
+    def _tick_visitor(self, v: Visitor, now: float, effects: list[Effect]) -> None:
+        s = self.settings
+        t = v.pending
+        if t is not None and now >= t.deadline:
+            self._retransmit(v, t, now, effects)
+        if v.mac not in self._visitors:
+            return
+        if v.leaving_at is not None and now >= v.leaving_at:
+            self._leave(v, now, "left the access link", effects)
+            return
+
+        if v.retry_at is not None and now >= v.retry_at:
+            v.retry_at = None
+            if v.state is State.AUTHENTICATING:
+                effects.append(AskAaa(v.mac, v.nai))
+            elif v.state is State.FAILED:
+                self._register(v, now, effects)
+
+        if v.dhcp_deadline is not None and now >= v.dhcp_deadline:
+            v.dhcp_deadline = None
+            server = v.profile.dhcp_server if v.profile else None
+            self._warn_once(
+                effects,
+                v,
+                "dhcp-timeout",
+                f"DHCPv6 server {server or self.settings.dhcp_server} did not "
+                f"answer within {self.settings.dhcp_answer_timeout:g} s",
+            )
+
+        if v.state is State.REGISTERED and v.pending is None:
+            if v.expires is not None and now >= v.expires:
+                self._fail(v, now, "registration expired", effects)
+            elif v.refresh_at is not None and now >= v.refresh_at:
+                v.refresh_at = None
+                self._register(v, now, effects)
+
+        # presence: probe an idle MS, declare it gone after absent_timeout
+        if v.next_probe is not None:
+            if now - v.last_heard >= s.absent_timeout:
+                self._leave(v, now, "stopped answering probes", effects)
+            elif now >= v.next_probe:
+                target = v.loa or v.link_local
+                if target is not None:
+                    effects.append(SendNs(v.access, v.mac, target))
+                v.next_probe = now + self._probe_interval()
 
     def shutdown(self) -> list[Effect]:
         """Remove forwarding state; de-register nothing (a restart keeps service)."""
@@ -660,6 +724,8 @@ class MpaEngine:
         self._by_sequence.clear()
         self._by_nai_index.clear()
         self._by_loa.clear()
+        self._wakeups.clear()
+        self._dirty.clear()
         return effects
 
     # --- rules ------------------------------------------------------------------
@@ -680,7 +746,13 @@ class MpaEngine:
             self._forget(v)
             v = None
         if v is None:
-            v = Visitor(mac=mac, access=access, state=State.AUTHENTICATING, since=now)
+            v = Visitor(
+                mac=mac,
+                access=access,
+                state=State.AUTHENTICATING,
+                since=now,
+                dirty=self._dirty,
+            )
             self._visitors[mac] = v
             effects.append(AskAaa(mac))
             self._log(effects, logging.DEBUG, f"{mac}: new station on {access}")
