@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any, TypeVar
 
@@ -221,6 +221,23 @@ class KernelDataPlane(DataPlane):
             if TABLE_UPLINK_FIRST <= t <= TABLE_UPLINK_LAST:
                 tables.add(t)
         return sorted(tables)
+
+    def forget_neighbours(self, target: IPv6Network) -> None:
+        """Delete the neighbour entries of addresses inside ``target``.
+
+        Packets that reach an MPA after its MS left leave an INCOMPLETE entry
+        behind; if the MS came back while it lives, new packets would wait in
+        its queue for the next solicitation, up to RetransTimer (1 s, RFC 4861
+        section 7.2.2), instead of being resolved at once.
+        """
+        for n in self.ipr.get_neighbours(family=socket.AF_INET6):
+            dst = attrs(n).get("NDA_DST")
+            if dst is None or IPv6Address(dst) not in target:
+                continue
+            with suppress(NetlinkError):  # gone meanwhile
+                self.ipr.neigh(
+                    "del", family=socket.AF_INET6, ifindex=n["ifindex"], dst=dst
+                )
 
     def del_rule(self, r: Any) -> None:
         a = attrs(r)

@@ -445,6 +445,7 @@ class Seg6DataPlane(KernelDataPlane):
             for r in self._rules_for(target):
                 self.del_rule(r)
             self._del_route(target, RT_TABLE_MAIN)
+            self.forget_neighbours(target)
             self._gc_tables()
 
     def mpa_reconcile(
