@@ -59,8 +59,9 @@ def _profile(i: int) -> MsProfile:
     return MsProfile(nai=f"ms{i}@example.net", lmap_address=LMAP, lnp=lnp)
 
 
-def engine_attach(preload: int, samples: int) -> tuple[float, float]:
-    """Mean microseconds: first frame -> PBU effect, PBA -> RA effect."""
+def engine_attach(preload: int, samples: int) -> tuple[float, float, float]:
+    """Mean microseconds: first frame -> PBU effect, PBA -> RA effect, and the
+    daemon's per-input deadline query (``next_deadline``)."""
     engine = MpaEngine(MpaSettings(address=MPA))
     now = 0.0
 
@@ -84,16 +85,25 @@ def engine_attach(preload: int, samples: int) -> tuple[float, float]:
         effects = engine.mh_received(LMAP, pba, now)
         t3 = time.perf_counter()
         assert any(isinstance(e, SendRa) for e in effects)
+        engine.next_deadline()  # as the daemon does after every input
         return t1 - t0, t3 - t2
 
     for i in range(preload):
         attach(i)
+    t0 = time.perf_counter()
+    for _ in range(samples):
+        engine.next_deadline()
+    query = (time.perf_counter() - t0) / samples
     first, second = [], []
     for i in range(preload, preload + samples):
         a, b = attach(i)
         first.append(a)
         second.append(b)
-    return statistics.mean(first) * 1e6, statistics.mean(second) * 1e6
+    return (
+        statistics.mean(first) * 1e6,
+        statistics.mean(second) * 1e6,
+        query * 1e6,
+    )
 
 
 # --- daemon in namespaces ---------------------------------------------------------
@@ -355,6 +365,10 @@ def main() -> int:
     print(
         f"  PBA -> RA effect:                {small[1]:7.2f} us with 1 visitor, "
         f"{large[1]:7.2f} us with {args.visitors} (x{large[1] / small[1]:.2f})"
+    )
+    print(
+        f"  next_deadline (after each input): {small[2]:7.2f} us with 1 visitor, "
+        f"{large[2]:7.2f} us with {args.visitors} (x{large[2] / small[2]:.2f})"
     )
     if args.engine_only:
         return 0
