@@ -153,7 +153,6 @@ def write_config(path: Path, dataplane: str, keep: bool = False) -> None:
     path.write_text(
         f"""[lmap]
 address = "{LMAP}"
-uplink = "veth0"
 prefixes = ["2001:db8:1::/48"]
 mpas = ["fd00::/64"]
 max_lifetime = 3600
@@ -290,6 +289,7 @@ def routes(ns: Namespace, target: str) -> str:
 
 @pytest.mark.parametrize("setup", ["seg6"], indirect=True)
 def test_seg6_route_follows_the_binding(setup: Setup) -> None:
+    # no uplink in the config: the daemon finds it from the route to the MPAs
     setup.start()
     mpa1, mpa2 = Peer(setup.mpa, MPA1), Peer(setup.mpa, MPA2)
     lnp = str(IPv6Network("2001:db8:1:1::/64"))
