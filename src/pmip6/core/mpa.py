@@ -346,6 +346,10 @@ class MpaEngine:
     def visitor(self, mac: str) -> Visitor | None:
         return self._visitors.get(mac.lower())
 
+    def station_for_sequence(self, sequence: int) -> str | None:
+        """The MAC of the station a PBU with ``sequence`` was sent for."""
+        return self._by_sequence.get(sequence)
+
     def __iter__(self) -> Iterator[Visitor]:
         return iter(list(self._visitors.values()))
 

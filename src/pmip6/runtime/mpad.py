@@ -77,6 +77,7 @@ log = logging.getLogger("pmip6.mpa")
 
 WARN_INTERVAL = 10.0
 DHCP_SERVER_PORT = 547
+MAX_TIMINGS = 1024  # attach timings kept for ``status``
 
 
 # --- configuration --------------------------------------------------------------
@@ -344,7 +345,6 @@ class MpaDaemon:
         self._started = 0.0
         self.malformed_mh = 0
         self.timings: dict[str, AttachTiming] = {}
-        self._pbu_owner: dict[int, str] = {}
         # the kernel backends are synchronous (pyroute2's IPRoute runs its own
         # event loop and refuses a thread whose loop is running): every data
         # plane call runs, in order, on this one worker thread
@@ -473,7 +473,7 @@ class MpaDaemon:
         kind = nd.FrameKind
         engine = self.engine
         if self.engine.visitor(mac) is None:
-            self.timings[mac] = AttachTiming(first_frame=now)
+            self._new_timing(mac, now)
         if frame.kind is kind.ROUTER_SOLICITATION:
             effects = engine.router_solicitation(mac, ifname, frame.src_ip, now)
         elif (
@@ -496,7 +496,7 @@ class MpaDaemon:
         """The bridge learnt ``mac`` on a port of ``ifname``."""
         now = time.monotonic()
         if self.engine.visitor(mac) is None:
-            self.timings[mac] = AttachTiming(first_frame=now)
+            self._new_timing(mac, now)
         self._apply(self.engine.station_seen(mac, ifname, now))
 
     def station_gone(self, ifname: str, mac: str) -> None:
@@ -513,7 +513,7 @@ class MpaDaemon:
             return
         now = time.monotonic()
         if isinstance(message, BindingAcknowledgement):
-            mac = self._pbu_owner.get(message.sequence)
+            mac = self.engine.station_for_sequence(message.sequence)
             timing = self.timings.get(mac) if mac else None
             if timing is not None and timing.pba_received is None:
                 timing.pba_received = now
@@ -674,22 +674,18 @@ class MpaDaemon:
             return
         message = effect.message
         if isinstance(message, BindingUpdate):
-            v = next(
-                (
-                    v
-                    for v in self.engine
-                    if v.pending is not None and message.sequence in v.pending.sequences
-                ),
-                None,
-            )
-            if v is not None:
-                if len(self._pbu_owner) > 65536:
-                    self._pbu_owner.clear()
-                self._pbu_owner[message.sequence] = v.mac
-                timing = self.timings.get(v.mac)
-                if timing is not None and timing.pbu_sent is None:
-                    timing.pbu_sent = time.monotonic()
+            mac = self.engine.station_for_sequence(message.sequence)
+            timing = self.timings.get(mac) if mac else None
+            if timing is not None and timing.pbu_sent is None:
+                timing.pbu_sent = time.monotonic()
         self.sock.send(encode_mh(message, self.profile), effect.dst)
+
+    def _new_timing(self, mac: str, now: float) -> None:
+        # the latest attachments only: a long-running MPA sees many stations
+        self.timings.pop(mac, None)
+        if len(self.timings) >= MAX_TIMINGS:
+            del self.timings[next(iter(self.timings))]
+        self.timings[mac] = AttachTiming(first_frame=now)
 
     def _send_frame(self, ifname: str, frame: bytes) -> None:
         link = self.links.get(ifname)
