@@ -162,6 +162,12 @@ def test_handover_keeps_loa_ping_and_moves_the_binding(domain: Domain) -> None:
                 lab.bindings(),
                 lab.all_visitors(),
             )
+            # the previous MPA forgot the MS's neighbour entry too: pings that
+            # reached it after the MS left must not leave one that would hold
+            # packets back if the MS returned within a second or two
+            old = "mpa1" if to == "mpa2" else "mpa2"
+            neigh = lab.run(old, ["ip", "-6", "neigh", "show", "to", str(loa)])
+            assert neigh.stdout.strip() == ""
     finally:
         pinger.stop()
     # ms2 stayed where it was, untouched

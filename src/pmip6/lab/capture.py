@@ -287,6 +287,11 @@ class Pinger:
             time.sleep(0.01)
         return None
 
+    def arrival(self, seq: int) -> float | None:
+        """When the reply for ``seq`` was read (epoch seconds), if it was."""
+        with self._lock:
+            return self.replies.get(seq)
+
     def lost_between(self, first: int, last: int) -> int:
         """Sequence numbers in (first, last) that got no reply."""
         with self._lock:

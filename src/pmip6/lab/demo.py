@@ -65,7 +65,7 @@ class Demo:
         self.lab: Lab | None = None
         self.tap: Tap | None = None
         self.pinger: Pinger | None = None
-        self.handovers: list[tuple[str, str, HandoverTimes, int]] = []
+        self.handovers: list[tuple[str, str, HandoverTimes, int, float | None]] = []
 
     # --- telling -------------------------------------------------------------
 
@@ -190,6 +190,7 @@ class Demo:
             f"no reply after icmp_seq {before} within 5 s",
         )
         lost = pinger.lost_between(before, after) if after is not None else -1
+        gap = _gap(pinger.arrival(before), pinger.arrival(after) if after else None)
         self.check(
             lab.loa(ms.name) == loa and len(self._lnp_addresses()) == 1,
             f"{ms.name} kept its LoA {loa}",
@@ -206,8 +207,8 @@ class Demo:
         times = handover_times(
             tap.snapshot(start), new, ACCESS_IF, UPLINK_IF, ms.mac, loa, start
         )
-        self.handovers.append((old, new, times, lost))
-        self.say(self._describe(times, lost, before, after))
+        self.handovers.append((old, new, times, lost, gap))
+        self.say(self._describe(times, lost, gap, before, after))
         self.say("        LMAP bindings:\n" + _indent(format_table(lab.bindings())))
 
     def _check_binding(self, loa: IPv6Address, mpa: str) -> None:
@@ -234,7 +235,12 @@ class Demo:
         )
 
     def _describe(
-        self, t: HandoverTimes, lost: int, before: int, after: int | None
+        self,
+        t: HandoverTimes,
+        lost: int,
+        gap: float | None,
+        before: int,
+        after: int | None,
     ) -> str:
         def ms_(v: float | None) -> str:
             return "not seen" if v is None else f"{v * 1000:.1f} ms"
@@ -249,8 +255,9 @@ class Demo:
         ]
         if after is not None:
             lines.append(
-                f"        pings lost: {lost} (last reply before icmp_seq {before}, "
-                f"first after {after})"
+                f"        pings lost: {lost} (last reply before the move icmp_seq "
+                f"{before}, first after {after}); no reply at the CN for "
+                f"{ms_(gap)}"
             )
         for what, value in (
             ("PBA", t.pba),
@@ -317,7 +324,7 @@ class Demo:
     def _verdict(self) -> int:
         if self.handovers:
             rows = []
-            for old, new, t, lost in self.handovers:
+            for old, new, t, lost, gap in self.handovers:
                 rows.append(
                     {
                         "handover": f"{old}->{new}",
@@ -325,6 +332,7 @@ class Demo:
                         "to_ra_ms": _ms(t.to_ra),
                         "to_echo_reply_ms": _ms(t.to_echo_reply),
                         "pings_lost": lost,
+                        "no_reply_ms": _ms(gap),
                     }
                 )
             self.say("handovers:\n" + _indent(format_table(rows)))
@@ -335,6 +343,10 @@ class Demo:
             return 1
         self.say("PASSED: the MS kept its address and its ping across every handover")
         return 0
+
+
+def _gap(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else b - a
 
 
 def _ms(v: float | None) -> str:
