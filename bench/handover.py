@@ -94,6 +94,10 @@ def moves(
     return times, commands, incomplete
 
 
+def _span(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else b - a
+
+
 def row(name: str, values: list[float | None]) -> str:
     got = [v * 1000 for v in values if v is not None]
     if not got:
@@ -158,9 +162,14 @@ def main() -> int:
     print()
     print(f"handover over {args.moves} moves (milliseconds)   p50      p90      p99")
     print("lab (LMAP + 2 MPAs, unmodified Linux MS):")
+    print(row("first frame at new MPA -> PBU sent", [t.to_pbu for t in lab_times]))
     print(row("first frame at new MPA -> PBA", [t.to_pba for t in lab_times]))
     print(row("first frame at new MPA -> RA", [t.to_ra for t in lab_times]))
     print(row("first frame -> first echo reply", [t.to_echo_reply for t in lab_times]))
+    print(row("  of which PBU -> PBA (LMAP)", [_span(t.pbu, t.pba) for t in lab_times]))
+    print(
+        row("  of which PBA -> RA (new MPA)", [_span(t.pba, t.ra) for t in lab_times])
+    )
     print(row("move: ip link commands", list(lab_cmds)))
     print(row("move start -> MS's first frame", [t.carrier for t in lab_times]))
     print("bare (same namespaces, no daemons):")

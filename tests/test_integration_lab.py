@@ -8,6 +8,9 @@ one station AAA does not know, at mpa2. The demo runs in a lab of its own.
 from __future__ import annotations
 
 import secrets
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from ipaddress import IPv6Address
@@ -269,4 +272,28 @@ def test_demo_passes_and_removes_its_lab() -> None:
     assert code == 0, text
     assert "PASSED" in text
     assert text.count("layer-3 handover") == 2
+    assert not {n for n in netns_list() if n.startswith(name + "-")}
+
+
+def test_demo_interrupted_removes_its_lab() -> None:
+    name = lab_name()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pmip6", "demo", "--name", name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "step 1" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=30)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, rest
+    assert "removed" in rest
     assert not {n for n in netns_list() if n.startswith(name + "-")}

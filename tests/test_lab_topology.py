@@ -184,10 +184,11 @@ def test_handover_times_pick_the_first_of_each_after_the_move() -> None:
         payload = {
             "ra": bytes([134, 0]),
             "pba": bytes([59, 1, 6, 0]),
+            "pbu": bytes([59, 1, 5, 0]),
             "echo-reply": bytes([129, 0]),
             "mld": bytes([143, 0]),
         }[kind]
-        nh = 135 if kind == "pba" else 58
+        nh = 135 if kind in ("pba", "pbu") else 58
         return parse_frame(
             _frame(
                 src_mac, MS if kind == "ra" else ROUTER, nh, payload + bytes(14), src
@@ -200,6 +201,7 @@ def test_handover_times_pick_the_first_of_each_after_the_move() -> None:
     frames = [
         at(9.0, "mpa2/br0", False, "mld", MS, "fe80::2"),  # before the move
         at(10.030, "mpa2/br0", False, "mld", MS, "fe80::2"),
+        at(10.0305, "mpa2/uplink", True, "pbu", "aa:aa:aa:aa:aa:aa", "fd00::12"),
         at(10.031, "mpa2/uplink", False, "pba", "aa:aa:aa:aa:aa:aa", "fd00::1"),
         at(10.032, "mpa2/br0", True, "ra", ROUTER, "fe80::1"),
         at(10.033, "mpa1/br0", False, "echo-reply", MS, str(loa)),  # old MPA
@@ -208,6 +210,7 @@ def test_handover_times_pick_the_first_of_each_after_the_move() -> None:
     ]
     t = handover_times(frames, "mpa2", "br0", "uplink", MS, loa, 10.0)  # type: ignore[arg-type]
     assert t.carrier == pytest.approx(0.030)
+    assert t.to_pbu == pytest.approx(0.0005)
     assert t.to_pba == pytest.approx(0.001)
     assert t.to_ra == pytest.approx(0.002)
     assert t.to_echo_reply == pytest.approx(0.010)

@@ -182,6 +182,7 @@ class HandoverTimes:
 
     move: float
     first_frame: float | None = None
+    pbu: float | None = None
     pba: float | None = None
     ra: float | None = None
     echo_reply: float | None = None
@@ -190,6 +191,10 @@ class HandoverTimes:
         if t is None or self.first_frame is None:
             return None
         return t - self.first_frame
+
+    @property
+    def to_pbu(self) -> float | None:
+        return self.since_first(self.pbu)
 
     @property
     def to_pba(self) -> float | None:
@@ -238,6 +243,13 @@ def handover_times(
             and times.pba is None
         ):
             times.pba = f.ts
+        elif (
+            f.where == on_uplink
+            and f.outgoing
+            and f.kind == "pbu"
+            and times.pbu is None
+        ):
+            times.pbu = f.ts
     return times
 
 

@@ -61,6 +61,7 @@ class Demo:
         self.moves = moves
         self.out = out or sys.stdout
         self.failures: list[str] = []
+        self.interrupted = False
         self.t0 = time.monotonic()
         self.lab: Lab | None = None
         self.tap: Tap | None = None
@@ -108,10 +109,12 @@ class Demo:
             self.failures.append(str(exc))
             self.say(f"  FAIL  {exc}")
         except KeyboardInterrupt:
-            self.failures.append("interrupted")
-            self.say("interrupted")
+            self.interrupted = True
+            self.say("interrupted: removing the lab")
         finally:
             self._teardown()
+        if self.interrupted:
+            return 130
         return self._verdict()
 
     def _open_taps(self) -> None:
@@ -310,7 +313,7 @@ class Demo:
             self.tap.close()
         if self.lab is None:
             return
-        if self.failures:
+        if self.failures and not self.interrupted:
             for daemon in self.lab.daemon_names():
                 self.say(
                     f"{daemon} log (last lines):\n{_indent(self.lab.log_tail(daemon))}"
