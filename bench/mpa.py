@@ -281,6 +281,194 @@ def daemon_attach(stations: int) -> dict[str, list[float]]:
     return spans
 
 
+def _start_daemon(
+    ns: str, role: str, config: Path, log: Path
+) -> subprocess.Popen[bytes]:
+    command = "lmap" if role == "lmap" else "mpa"
+    argv = [sys.executable, "-m", "pmip6", command, "--config", str(config)]
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *argv], stdout=subprocess.DEVNULL, stderr=err
+        )
+    sock = config.with_suffix(".sock")
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(log.read_text())
+        time.sleep(0.02)
+    return proc
+
+
+def _capture(ns: str, ifname: str, path: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "tcpdump",
+            "-i",
+            ifname,
+            "-U",
+            "-n",
+            "-s",
+            "256",
+            "-w",
+            str(path),
+            "ip6",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def daemon_roam(moves: int) -> dict[str, list[float]]:
+    """One Linux host moved back and forth between two MPAs' bridges."""
+    tag = f"pm-mpar-{os.getpid()}"
+    names = {r: f"{tag}-{r}" for r in ("lmap", "mpa1", "mpa2", "ms")}
+    spans: dict[str, list[float]] = {
+        "roam wire: first frame -> PBU (BCC)": [],
+        "roam wire: PBA (AHA) -> RA": [],
+        "roam wire: port moved -> RA": [],
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    mac = _mac(1)
+    with tempfile.TemporaryDirectory(prefix="pm-mpar-") as tmp:
+        run = Path(tmp)
+        try:
+            for ns in names.values():
+                subprocess.run(["ip", "netns", "add", ns], check=True)
+                _run(ns, "ip", "link", "set", "lo", "up")
+            lmap, ms = names["lmap"], names["ms"]
+            _run(lmap, "ip", "link", "add", "tr0", "type", "bridge")
+            _run(lmap, "ip", "link", "set", "tr0", "up")
+            _run(lmap, "ip", "-6", "addr", "add", "fd00::1/64", "dev", "tr0", "nodad")
+            for k in (1, 2):
+                mpa = names[f"mpa{k}"]
+                _run(lmap, "ip", "link", "add", f"tr{k}", "type", "veth", "peer", "upx")
+                _run(lmap, "ip", "link", "set", "upx", "netns", mpa)
+                _run(lmap, "ip", "link", "set", f"tr{k}", "master", "tr0", "up")
+                _run(mpa, "ip", "link", "set", "upx", "name", "up0")
+                _run(
+                    mpa,
+                    "ip",
+                    "-6",
+                    "addr",
+                    "add",
+                    f"fd00::1{k}/64",
+                    "dev",
+                    "up0",
+                    "nodad",
+                )
+                _run(mpa, "ip", "link", "set", "up0", "up")
+                _run(mpa, "ip", "link", "add", "br0", "type", "bridge")
+                _run(mpa, "ip", "link", "set", "br0", "up")
+                (run / f"mpa{k}.toml").write_text(
+                    f'[mpa]\naddress = "fd00::1{k}"\nuplink = "up0"\n'
+                    f'access = ["br0"]\nvirtual_mac = "{VMAC}"\ndataplane = "seg6"\n'
+                    f'control_socket = "{run}/mpa{k}.sock"\nlog_level = "warning"\n'
+                    f'[aaa]\nbackend = "file"\nfile = "profiles.toml"\n'
+                )
+            mpa1 = names["mpa1"]
+            _run(mpa1, "ip", "link", "add", "ms0", "type", "veth", "peer", "eth0")
+            _run(mpa1, "ip", "link", "set", "eth0", "netns", ms)
+            _run(mpa1, "ip", "link", "set", "ms0", "master", "br0", "up")
+            _run(ms, "ip", "link", "set", "eth0", "address", mac)
+            _run(ms, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_ra=1")
+            lnp = _profile(1).lnp
+            (run / "profiles.toml").write_text(
+                f'[[station]]\nmac = "{mac}"\nnai = "ms1@example.net"\n'
+                f'lmap = "fd00::1"\nlnp = "{lnp}"\n'
+            )
+            (run / "lmap.toml").write_text(
+                f'[lmap]\naddress = "fd00::1"\nuplink = "tr0"\n'
+                f'prefixes = ["2001:db8::/32"]\nmpas = ["fd00::/64"]\n'
+                f'dataplane = "seg6"\nstate = "{run}/lmap.db"\n'
+                f'control_socket = "{run}/lmap.sock"\n'
+            )
+            for role in ("lmap", "mpa1", "mpa2"):
+                procs.append(
+                    _start_daemon(
+                        names[role], role, run / f"{role}.toml", run / f"{role}.log"
+                    )
+                )
+            _run(ms, "ip", "link", "set", "eth0", "up")
+            deadline = time.monotonic() + 15
+            while not _ms_global(ms, lnp):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the host got no address")
+                time.sleep(0.01)
+            time.sleep(1.0)  # let the first registration settle
+
+            here = 1
+            for _ in range(moves):
+                there = 3 - here
+                src, dst = names[f"mpa{here}"], names[f"mpa{there}"]
+                caps = [
+                    (run / f"roam-{i}.pcap", _capture(dst, i, run / f"roam-{i}.pcap"))
+                    for i in ("br0", "up0")
+                ]
+                time.sleep(0.5)
+                moved_at = time.time()
+                _run(src, "ip", "link", "set", "ms0", "netns", dst)
+                _run(dst, "ip", "link", "set", "ms0", "master", "br0", "up")
+                time.sleep(1.0)
+                for _, proc in caps:
+                    proc.terminate()
+                    proc.wait()
+                _roam_spans(
+                    _frames(caps[0][0]), _frames(caps[1][0]), mac, moved_at, spans
+                )
+                here = there
+                time.sleep(0.5)
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            for ns in names.values():
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    return spans
+
+
+def _roam_spans(
+    access: list[tuple[float, bytes]],
+    uplink: list[tuple[float, bytes]],
+    mac: str,
+    moved_at: float,
+    spans: dict[str, list[float]],
+) -> None:
+    first = ra = None
+    for ts, buf in access:
+        try:
+            frame = nd.decode_frame(buf)
+        except Malformed:
+            continue
+        if frame.src_mac == mac and first is None:
+            first = ts
+        if frame.kind is nd.FrameKind.ROUTER_ADVERTISEMENT and frame.dst_mac == mac:
+            ra = ts if ra is None else ra
+    pbu = pba = None
+    for ts, buf in uplink:
+        try:
+            message = decode_mh(find_mobility_header(dpkt.pcap.DLT_EN10MB, buf).mh)
+        except (NotMobility, FrameError, Malformed):
+            continue
+        if isinstance(message, BindingUpdate) and pbu is None:
+            pbu = ts
+        if isinstance(message, BindingAcknowledgement) and message.status == 0:
+            pba = ts if pba is None else pba
+    if first is not None and pbu is not None:
+        spans["roam wire: first frame -> PBU (BCC)"].append((pbu - first) * 1000)
+    if pba is not None and ra is not None:
+        spans["roam wire: PBA (AHA) -> RA"].append((ra - pba) * 1000)
+    if ra is not None:
+        spans["roam wire: port moved -> RA"].append((ra - moved_at) * 1000)
+
+
 def _wire_spans(
     access: list[tuple[float, bytes]],
     uplink: list[tuple[float, bytes]],
@@ -353,6 +541,7 @@ def main() -> int:
     parser.add_argument("--engine-only", action="store_true")
     parser.add_argument("--stations", type=int, default=5)
     parser.add_argument("--visitors", type=int, default=10000)
+    parser.add_argument("--moves", type=int, default=4)
     args = parser.parse_args()
 
     print("MPA engine (no I/O), mean per attach:")
@@ -383,6 +572,13 @@ def main() -> int:
     )
     for name, values in spans.items():
         print(f"  {name:34s} {_fmt(values)}")
+    roam = daemon_roam(args.moves)
+    print(
+        f"MPA daemons, one Linux host moved {args.moves} times between two MPAs "
+        "(it sends no RS and no DAD; BCC -> AHA -> unsolicited RA):"
+    )
+    for name, values in roam.items():
+        print(f"  {name:36s} {_fmt(values)}")
     wire = spans["wire: PBA accepted -> RA"]
     if wire and small[1] > 0:
         ratio = statistics.median(wire) * 1000 / small[1]
