@@ -308,6 +308,18 @@ def test_seg6_route_follows_the_binding(setup: Setup) -> None:
     assert setup.stop() == 0
     assert routes(setup.lmap, lnp).strip() == ""  # removed on stop
 
+    # a restart puts the stored binding's route back (lmap_reconcile)
+    setup.start()
+    route = routes(setup.lmap, lnp)
+    assert "encap seg6" in route and str(MPA2) in route, route
+
+    # keep_forwarding: the route outlives the daemon
+    write_config(setup.config, "seg6", keep=True)
+    assert setup.stop() == 0
+    setup.start()
+    assert setup.stop() == 0
+    assert str(MPA2) in routes(setup.lmap, lnp)
+
 
 def test_forwarding_failure_answers_143_in_process(tmp_path: Path) -> None:
     import asyncio
