@@ -311,6 +311,9 @@ def test_malformed_from_server_and_station_warn_without_crashing() -> None:
     e = engine()
     first_boot(e)
     assert len(warnings(e.dhcp_from_server(KEA, b"\x0d\x00", 1.0))) == 1
+    # once per server: a broken server does not flood the log
+    assert warnings(e.dhcp_from_server(KEA, b"\x0d\x00", 1.1)) == []
+    assert e.counters["dhcp_malformed"] == 2
     effects = e.dhcp_from_station(MAC1, BR, LL1, server_reply()[1], 1.0)
     assert of(effects, RelayDhcp) == []
     assert "not relayed" in warnings(effects)[0]

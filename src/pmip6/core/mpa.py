@@ -329,6 +329,8 @@ class MpaEngine:
         self._wakeups: list[tuple[float, str]] = []
         self._dirty: set[str] = set()
         self._sequence = initial_sequence % 0x10000
+        # DHCPv6 servers already warned about for malformed replies (once each)
+        self._dhcp_warned: set[IPv6Address] = set()
         self.counters: dict[str, int] = {
             "pbu_sent": 0,
             "pbu_retransmitted": 0,
@@ -339,6 +341,7 @@ class MpaEngine:
             "give_ups": 0,
             "dhcp_relayed": 0,
             "dhcp_replies": 0,
+            "dhcp_malformed": 0,
         }
 
     # --- queries -----------------------------------------------------------
@@ -546,7 +549,10 @@ class MpaEngine:
         try:
             reply = relay_reply(payload)
         except Malformed as exc:
-            self._log(effects, logging.WARNING, f"DHCPv6 server {src}: {exc}")
+            self.counters["dhcp_malformed"] += 1
+            level = logging.DEBUG if src in self._dhcp_warned else logging.WARNING
+            self._dhcp_warned.add(src)
+            self._log(effects, level, f"DHCPv6 server {src}: {exc}")
             return effects
         mac = mac_from_interface_id(reply.interface_id or b"")
         v = self._visitors.get(mac) if mac else None
