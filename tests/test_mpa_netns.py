@@ -480,6 +480,43 @@ dhcp_server = "fd00::2"
         kea.stop()
 
 
+@pytest.fixture
+def cnlab(tmp_path: Path) -> Iterator[MpaLab]:
+    with Lab("pm-mpa-") as lab:
+        env = MpaLab(lab, tmp_path, lmap_dataplane="seg6")
+        try:
+            yield env
+        finally:
+            env.stop()
+
+
+def test_restarted_mpa_takes_its_station_back(cnlab: MpaLab) -> None:
+    env = cnlab
+    env.start_all()
+    env.ms.run("ip", "link", "set", "eth0", "up")
+    loa = _wait("an address in the LNP on the MS", lambda: _ms_global(env.ms))
+    _wait("CN -> MS", lambda: _ping(env.cn, loa))
+
+    mpa = env.procs[1]
+    mpa.terminate()
+    assert mpa.wait(timeout=10) == 0
+    env.procs.remove(mpa)
+    env.start("mpa", env.mpa)
+    # the bridge still knows the MS: its FDB entry brings it back (BCC, then
+    # the LMAP's AHA), whatever sequence number the new process starts from
+    try:
+        [v] = _wait(
+            "the restarted MPA to register the MS",
+            lambda: [v for v in env.visitors() if v["state"] == "registered"],
+        )
+        assert v["loa"] == str(loa)
+        _wait("CN -> MS after the restart", lambda: _ping(env.cn, loa))
+    except AssertionError:
+        print(env.log("mpa"))
+        print(env.log("lmap"))
+        raise
+
+
 def test_no_namespace_left_behind() -> None:
     # the fixture's Lab removes what it made; a leftover would show here
     names = subprocess.run(
