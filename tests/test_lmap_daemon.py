@@ -220,6 +220,14 @@ def test_signalling_end_to_end(setup: Setup) -> None:
         mpa1.send(b"\x3b\x00\x05\x00\x00\x00\x00\x01")
         assert mpa1.quiet()
 
+        # a wrong checksum: the kernel drops it before the daemon sees it
+        raw = bytearray(encode_mh(pbu(9, nai="bad@x"), src=MPA1, dst=LMAP))
+        raw[4] ^= 0xFF
+        mpa1.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_CHECKSUM, -1)
+        mpa1.send(bytes(raw))
+        mpa1.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_CHECKSUM, 4)
+        assert mpa1.quiet()
+
         # handover through the Binding Cache Confirmation (seed 6.4, 9.1)
         mpa2.send(pbu(1, bcc=True))
         ba = mpa2.recv()

@@ -4,11 +4,14 @@ Each datagram comes with its source and destination address (IPV6_RECVPKTINFO),
 so one socket serves any number of local addresses, and a reply can leave from
 the address the request came to.
 
-Checksum: a kernel built with CONFIG_IPV6_MIP6 fills and verifies the MH
-checksum on protocol-135 raw sockets by itself; kernels without it (this
-project's reference machine among them) do neither. Setting IPV6_CHECKSUM to
-offset 4 (RFC 3542 3.1) makes any kernel compute it on send and drop datagrams
-with a bad one on receive, so the socket always sets it.
+Checksum: Linux gives every protocol-135 raw socket IPV6_CHECKSUM offset 4
+by default (RFC 3542 3.1; set in rawv6_init_sk, whether or not the kernel has
+CONFIG_IPV6_MIP6): the kernel fills the MH checksum on send and drops a
+datagram with a bad one on receive (checked here over loopback and veth). The
+socket sets the option explicitly anyway, so that behaviour never depends on
+that default. Linux's own MH sanity check (ICMPv6 Parameter Problem for a bad
+Payload Proto or Header Len) needs CONFIG_IPV6_MIP6, which this project's
+reference kernel lacks: the codec must catch those faults itself.
 """
 
 from __future__ import annotations
