@@ -13,6 +13,7 @@ hence ``"interfaces": ["IFACE/ADDRESS"]``; the address must be on the interface
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -255,13 +256,15 @@ class KeaServer:
         """Stop Kea (TERM, then KILL) and remove its pid and lock files."""
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
-            # the session holds ``ip netns exec`` and Kea (it execs, but be sure)
-            with_group = os.getpgid(process.pid)
-            os.killpg(with_group, signal.SIGTERM)
+            # Kea leads its own session (start_new_session): its group id is
+            # its pid, which also covers ``ip netns exec`` should it not exec
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(with_group, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         for leftover in self.workdir.glob("*.pid"):
             leftover.unlink(missing_ok=True)
