@@ -160,6 +160,9 @@ def main() -> int:
         bare.down()
 
     print()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} CPUs, load average {load} (other work inflates")
+    print("the daemons' share: each hop waits for a CPU to wake its process)")
     print(f"handover over {args.moves} moves (milliseconds)   p50      p90      p99")
     print("lab (LMAP + 2 MPAs, unmodified Linux MS):")
     print(row("first frame at new MPA -> PBU sent", [t.to_pbu for t in lab_times]))
