@@ -264,6 +264,7 @@ class LmapDaemon:
         self._warned: dict[tuple[Any, ...], float] = {}
         self._started = 0.0
         self.malformed = 0
+        self._stopping = False
 
     async def start(self) -> None:
         cfg = self.config
@@ -323,6 +324,7 @@ class LmapDaemon:
 
     async def stop(self) -> None:
         """Stop receiving, persist, remove forwarding unless kept, close sockets."""
+        self._stopping = True
         for handle in (self._timer, self._flush):
             if handle is not None:
                 handle.cancel()
@@ -461,6 +463,8 @@ class LmapDaemon:
         future.add_done_callback(done)
 
     def _programmed(self, failed: list[Bind], then: list[Send]) -> None:
+        if self._stopping:
+            return  # the store is closed and the socket with it
         if failed and self.engine is not None:
             # no tunnel, no binding: the PBA becomes a refusal (status 143)
             now = time.time()
