@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import struct
+import subprocess
 from ipaddress import IPv6Address, IPv6Network
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -17,6 +20,7 @@ from pmip6.core.dhcp_relay import (
     mac_from_interface_id,
     relay_forward,
     relay_reply,
+    udp6_datagram,
 )
 from pmip6.wire.dhcp6 import (
     IANA,
@@ -366,3 +370,73 @@ def test_client_frame_agrees_with_scapy() -> None:
     assert bytes(rebuilt) == frame
     assert (packet[UDP].sport, packet[UDP].dport) == (547, 546)
     assert packet[IPv6].hlim == 255
+
+
+# --- tshark reads the same fields ------------------------------------------------
+
+
+def _transport_frame(payload: bytes, src: IPv6Address, dst: IPv6Address) -> bytes:
+    udp = udp6_datagram(src, dst, 547, 547, payload)
+    ipv6 = struct.pack("!IHBB", 6 << 28, len(udp), 17, 64) + src.packed + dst.packed
+    return bytes.fromhex("02000000000202000000001186dd") + ipv6 + udp
+
+
+def _pcap(frames: list[bytes]) -> bytes:
+    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    for k, frame in enumerate(frames):
+        out += struct.pack("<IIII", k, 0, len(frame), len(frame)) + frame
+    return out
+
+
+@pytest.mark.tshark
+def test_tshark_reads_our_relay_forward_and_client_frame(tmp_path: Path) -> None:
+    mpa, server = IPv6Address("fd00::11"), IPv6Address("fd00::2")
+    forward = relay_forward(
+        _client(MessageType.SOLICIT, _ia()), CLIENT_LL, LNP, interface_id_for_mac(MAC)
+    )
+    reply = _server(MessageType.REPLY, _ia(_address()))
+    frames = [
+        _transport_frame(forward, mpa, server),
+        client_frame(
+            reply,
+            src_mac="02:00:5e:00:53:01",
+            src_address=IPv6Address("fe80::1"),
+            dst_mac=MAC,
+            dst_address=CLIENT_LL,
+        ),
+    ]
+    path = tmp_path / "dhcp6.pcap"
+    path.write_bytes(_pcap(frames))
+    fields = [
+        "udp.checksum.status",
+        "dhcpv6.msgtype",
+        "dhcpv6.hopcount",
+        "dhcpv6.linkaddr",
+        "dhcpv6.peeraddr",
+        "dhcpv6.interface_id",
+        "dhcpv6.xid",
+        "dhcpv6.iaaddr.ip",
+        "dhcpv6.iaaddr.valid_lifetime",
+    ]
+    command = ["tshark", "-n", "-r", str(path), "-o", "udp.check_checksum:TRUE"]
+    command += ["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]
+    for name in fields:
+        command += ["-e", name]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    rows = [
+        dict(zip(fields, line.split("|"), strict=True))
+        for line in out.stdout.splitlines()
+    ]
+
+    relay, to_client = rows
+    assert relay["udp.checksum.status"] == "1"  # good (0 bad, 2 unverified)
+    assert relay["dhcpv6.msgtype"] == "12,1"  # Relay-Forward around a Solicit
+    assert relay["dhcpv6.hopcount"] == "0"
+    assert relay["dhcpv6.linkaddr"] == "2001:db8:1:1::"
+    assert relay["dhcpv6.peeraddr"] == str(CLIENT_LL)
+    assert relay["dhcpv6.interface_id"] == "02000000aa01"
+    assert relay["dhcpv6.xid"] == "0x0a0b0c"
+    assert to_client["udp.checksum.status"] == "1"
+    assert to_client["dhcpv6.msgtype"] == "7"
+    assert to_client["dhcpv6.iaaddr.ip"] == str(ADDRESS)
+    assert to_client["dhcpv6.iaaddr.valid_lifetime"] == "30"
