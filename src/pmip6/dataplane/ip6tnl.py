@@ -21,6 +21,8 @@ lives while a binding or visitor uses it. Devices of ours carry the alias
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import errno
 import hashlib
 import logging
@@ -58,24 +60,36 @@ def unavailable_reason() -> str:
     """Empty if this kernel can create an ip6ip6 tunnel (probed once)."""
     global _reason
     if _reason is None:
-        name = f"pm6probe{os.getpid() % 100000}"
         try:
-            with IPRoute() as ipr:
-                ipr.link(
-                    "add",
-                    ifname=name,
-                    kind="ip6tnl",
-                    ip6tnl_local="::1",
-                    ip6tnl_remote="::1",
-                    ip6tnl_proto=socket.IPPROTO_IPV6,
-                )
-                ipr.link("del", ifname=name)
-            _reason = ""
-        except NetlinkError as exc:
-            _reason = f"the kernel cannot create ip6tnl devices ({exc.args[-1]})"
-        except Exception as exc:
-            _reason = f"cannot probe ip6tnl: {exc}"
+            asyncio.get_running_loop()
+        except RuntimeError:
+            _reason = _probe()
+        else:
+            # a daemon asks from its running event loop, in which pyroute2's
+            # IPRoute refuses to start: probe on a thread of its own
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                _reason = pool.submit(_probe).result()
     return _reason
+
+
+def _probe() -> str:
+    name = f"pm6probe{os.getpid() % 100000}"
+    try:
+        with IPRoute() as ipr:
+            ipr.link(
+                "add",
+                ifname=name,
+                kind="ip6tnl",
+                ip6tnl_local="::1",
+                ip6tnl_remote="::1",
+                ip6tnl_proto=socket.IPPROTO_IPV6,
+            )
+            ipr.link("del", ifname=name)
+        return ""
+    except NetlinkError as exc:
+        return f"the kernel cannot create ip6tnl devices ({exc.args[-1]})"
+    except Exception as exc:
+        return f"cannot probe ip6tnl: {exc}"
 
 
 def available() -> bool:
