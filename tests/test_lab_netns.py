@@ -191,3 +191,21 @@ def test_not_root_is_told(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     assert "needs root" in capsys.readouterr().err
     assert main(["demo"]) == 1
     assert "needs root" in capsys.readouterr().err
+
+
+def test_down_without_state_removes_the_labs_namespaces_only() -> None:
+    topo = Topology.default(lab_name(), mpas=3)
+    lab = Lab.create(topo)
+    lab.up(daemons=False)
+    # a namespace that merely shares the prefix is not the lab's
+    other = f"{topo.name}-mpa-x"
+    lab_module.ip("netns", "add", other)
+    try:
+        (topo.run_dir / "lab.json").unlink()
+        down = pmip6("lab", "down", "--name", topo.name)
+        assert down.returncode == 0, down.stderr
+        assert not set(topo.namespaces) & netns_list()
+        assert other in netns_list()
+    finally:
+        lab.down()
+        lab_module.ip("netns", "del", other, check=False)

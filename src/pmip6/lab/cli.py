@@ -19,7 +19,7 @@ from dataclasses import replace
 from types import FrameType
 from typing import Any
 
-from pmip6.lab.lab import Lab, LabError
+from pmip6.lab.lab import Lab, LabError, lab_namespaces
 from pmip6.lab.topology import AAA_BACKENDS, Topology, TopologyError
 from pmip6.runtime.ctl import format_table
 
@@ -122,12 +122,13 @@ def _down(args: argparse.Namespace) -> int:
     try:
         lab = Lab.open(args.name)
     except LabError:
-        # no state: remove only namespaces the built-in topology would have
-        topo = Topology.default(args.name)
-        if not Lab.exists(args.name, topo):
+        # no state left: remove the namespaces named as a lab's nodes are
+        leftovers = lab_namespaces(args.name)
+        if not leftovers:
             print(f"pmip6 lab down: no lab named {args.name!r}", file=sys.stderr)
             return 1
-        lab = Lab(topo, {"namespaces": [], "pids": {}})
+        topo = Topology.default(args.name)
+        lab = Lab(topo, {"namespaces": leftovers, "pids": {}})
     problems = lab.down(say=_say)
     for p in problems:
         print(f"pmip6 lab down: {p}", file=sys.stderr)

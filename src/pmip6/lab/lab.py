@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -103,6 +104,12 @@ def netns_list() -> set[str]:
     if not out:
         return set()
     return {entry["name"] for entry in json.loads(out)}
+
+
+def lab_namespaces(name: str) -> list[str]:
+    """Namespaces named as the nodes of lab ``name`` are (whatever its topology)."""
+    node = re.compile(rf"^{re.escape(name)}-(tr|cn|lmap|mpa[0-9]+|ms[0-9a-z]{{1,6}})$")
+    return sorted(ns for ns in netns_list() if node.match(ns))
 
 
 def sysctl(ns: str, **values: int | str) -> None:
