@@ -113,7 +113,7 @@ def lab_namespaces(name: str) -> list[str]:
 
 
 def sysctl(ns: str, **values: int | str) -> None:
-    """Set sysctls in ``ns``; keys use ``__`` for ``/`` separated names' dots."""
+    """Set sysctls (dotted names) in ``ns`` with one ``sysctl -w``."""
     args = [f"{k}={v}" for k, v in values.items()]
     cmd = ["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
