@@ -30,6 +30,7 @@ from pmip6.lab.netns import Namespace
 ETH_P_ALL = 0x0003
 ETH_P_IPV6 = 0x86DD
 SO_TIMESTAMPNS = 35
+SO_RCVBUFFORCE = 33
 PACKET_OUTGOING = 4
 SNAPLEN = 256
 
@@ -114,6 +115,8 @@ class Tap:
             )
             try:
                 sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                # room for a few seconds of frames if our reader is starved
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20)
                 sock.bind((ifname, ETH_P_ALL))
             except OSError:
                 sock.close()
