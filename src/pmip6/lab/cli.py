@@ -110,9 +110,17 @@ def _up(args: argparse.Namespace) -> int:
     except LabError as exc:
         print(f"pmip6 lab up: {exc}\nthe lab was removed", file=sys.stderr)
         return 1
+    example = "ADDRESS"
+    if not args.no_daemons:
+        # the stations' kernels configure themselves; show what they got
+        for s in topo.stations:
+            loa = lab.wait_loa(s.name, timeout=5.0) if s.known else None
+            if loa is not None:
+                example = str(loa)
+            print(f"{s.name}: LoA {loa}" if loa else f"{s.name}: no LoA (yet)")
     print(f"lab {topo.name} is up; state in {topo.run_dir}")
     print(f"  pmip6 lab status --name {topo.name}")
-    print(f"  pmip6 lab exec --name {topo.name} cn -- ping -6 ADDRESS")
+    print(f"  pmip6 lab exec --name {topo.name} cn -- ping -6 {example}")
     print(f"  pmip6 lab move --name {topo.name} ms1 mpa2")
     print(f"  pmip6 lab down --name {topo.name}")
     return 0
