@@ -31,6 +31,7 @@ from pmip6.wire.mh import (
     MobileNodeIdentifier,
     find_option,
 )
+from pmip6.wire.nd import modified_eui64
 
 LMAP = IPv6Address("fd00::1")
 MACS = ["02:00:00:00:aa:01", "02:00:00:00:aa:02", "02:00:00:00:aa:03"]
@@ -45,16 +46,25 @@ station = st.integers(0, 2)
 address = st.sampled_from(
     [LNPS[0][0x10], LNPS[0][0x11], LNPS[1][0x10], IPv6Address("fe80::2"), LMAP]
 )
+# what an NA may name: the stations' EUI-64 LoA candidates, and others
+na_target = st.sampled_from(
+    [
+        IPv6Address(int(LNPS[i].network_address) | modified_eui64(MACS[i]))
+        for i in (0, 1)
+    ]
+    + [LNPS[0][0x10], IPv6Address("fe80::2")]
+)
 operation = st.one_of(
     st.tuples(st.just("seen"), station),
     st.tuples(st.just("gone"), station),
     st.tuples(st.just("rs"), station),
     st.tuples(st.just("dad"), station, address),
     st.tuples(st.just("packet"), station, address),
+    st.tuples(st.just("na"), station, na_target),
     st.tuples(st.just("aaa"), station),
     st.tuples(st.just("aaa_error"), station),
     st.tuples(
-        st.just("pba"), st.integers(0, 6), st.sampled_from([0, 0, 128, 135, 141])
+        st.just("pba"), st.integers(0, 6), st.sampled_from([0, 0, 128, 135, 141, 142])
     ),
     st.tuples(st.just("pba"), st.integers(0, 1), st.just(0)),
     st.tuples(st.just("bri"), station, st.integers(0, 3)),
@@ -115,6 +125,8 @@ def test_any_input_order_keeps_the_data_plane_consistent(
             apply(engine.dad_ns(MACS[op[1]], "br0", op[2], now))
         elif kind == "packet":
             apply(engine.packet_from(MACS[op[1]], "br0", op[2], now))
+        elif kind == "na":
+            apply(engine.neighbor_advertisement(MACS[op[1]], "br0", op[2], op[2], now))
         elif kind == "aaa":
             apply(engine.aaa_result(MACS[op[1]], PROFILES[op[1]], now))
         elif kind == "aaa_error":

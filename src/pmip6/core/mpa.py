@@ -13,6 +13,27 @@ is not), 6.2 (unicast RAs with the LNP and L=0 from the virtual LMAP address),
 6.3 (the LoA from the MS's DAD, or from its packets when AAA allows a manually
 configured address), 6.4 (Binding Revocation), 7.1 (the visitor list), 7.3
 (the tunnel once the PBA succeeds).
+
+Probing for the LoA of a returning MS. Seed 6.3 has the MPA learn a SLAAC
+LoA from the MS's DAD (or "IP packets received from the MS"), and 6.1 from the
+LMAP's answer to the Binding Cache Confirmation. Neither covers a host that
+left long enough to be de-registered (the LMAP deleted its BCE, so the BCC gets
+141) and then comes back to a link it takes for the same one: it keeps its
+address, so it sends no DAD and usually no RS (a Linux host sends only MLD
+reports), and would wait forever. So when a registration ends in AWAITING_LOA
+while the MS is present, the MPA asks the MS whether it holds the addresses it
+most likely holds: the profile's interface identifier (RFC 6572
+PMIP6-Home-Interface-ID) and the modified EUI-64 of its MAC (RFC 4291
+appendix A), each inside the LNP: one unicast NS per candidate to the MS's
+MAC, as neighbor unreachability detection does (RFC 4861 7.3.1). The NA that
+answers is an IP packet from the MS naming the address, the seed's second
+source, elicited rather than waited for; unlike any packet's source (taken only
+for manually configured addresses, since a SLAAC host's temporary addresses
+ride along), it speaks for exactly the address asked about. Candidates whose
+solicited-node group
+(RFC 4291 2.7.1) the MS reported in MLD go first. A bounded number of rounds,
+then the MPA keeps waiting for a DAD as before; a probed LoA the LMAP refuses
+is never probed again for that MS.
 """
 
 from __future__ import annotations
@@ -20,7 +41,7 @@ from __future__ import annotations
 import enum
 import heapq
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
@@ -53,6 +74,7 @@ from pmip6.wire.mh import (
     Status,
     find_option,
 )
+from pmip6.wire.nd import modified_eui64, solicited_node
 from pmip6.wire.profile import DRAFT00, Profile
 
 ALL_NODES = IPv6Address("ff02::1")
@@ -232,6 +254,10 @@ class MpaSettings:
     # DHCPv6 server for stations whose profile names none (seed 6.3 item 3)
     dhcp_server: IPv6Address | None = None
     dhcp_answer_timeout: float = 5.0  # a relayed message unanswered: warn
+    # probing a returning MS for the LoA it kept (see the module docstring):
+    # rounds of unicast NSs this far apart, then wait for a DAD NS as before
+    loa_probe_interval: float = 1.0
+    loa_probe_rounds: int = 3
     profile: Profile = DRAFT00
 
 
@@ -257,8 +283,12 @@ _TIMER_FIELDS = frozenset(
         "expires",
         "leaving_at",
         "dhcp_deadline",
+        "loa_probe_at",
     }
 )
+
+# groups remembered per MS from its MLD reports (a host joins a handful)
+MAX_MLD_GROUPS = 64
 
 
 @dataclass
@@ -290,6 +320,15 @@ class Visitor:
     # profile names the LNP), and when an unanswered relayed message times out
     dhcp_held: tuple[IPv6Address, bytes] | None = None
     dhcp_deadline: float | None = None
+    # LoA probing (module docstring): the candidates asked about, rounds sent,
+    # the next round (or the give-up); whether the LoA came from a probe; the
+    # probed LoAs the LMAP refused; the groups the MS reported in MLD
+    loa_probes: list[IPv6Address] = field(default_factory=list)
+    loa_probe_rounds: int = 0
+    loa_probe_at: float | None = None
+    loa_probed: bool = False
+    loa_refused: set[IPv6Address] = field(default_factory=set)
+    mld_groups: set[IPv6Address] = field(default_factory=set)
     # the engine's set of visitors whose deadlines changed (by MAC)
     dirty: set[str] | None = field(default=None, repr=False, compare=False)
 
@@ -342,6 +381,8 @@ class MpaEngine:
             "dhcp_relayed": 0,
             "dhcp_replies": 0,
             "dhcp_malformed": 0,
+            "loa_probes": 0,
+            "loa_probe_answers": 0,
         }
 
     # --- queries -----------------------------------------------------------
@@ -411,6 +452,7 @@ class MpaEngine:
                 v.expires,
                 v.leaving_at,
                 v.dhcp_deadline,
+                v.loa_probe_at,
             )
             if t is not None
         ]
@@ -515,6 +557,62 @@ class MpaEngine:
             owner = self._owner_of(src)
             if owner is None or owner is v:
                 self._learn_loa(v, src, now, effects)
+        return effects
+
+    def neighbor_advertisement(
+        self, mac: str, access: str, src: IPv6Address, target: IPv6Address, now: float
+    ) -> list[Effect]:
+        """An NA from ``mac`` for ``target``: maybe the answer to a LoA probe.
+
+        Any NA is a sign of life like other packets; one for an address the
+        MPA is probing for (module docstring) names the LoA, which is then
+        registered with the AHA option exactly as after a DAD NS (seed 6.3).
+        """
+        effects = self.packet_from(mac, access, src, now)
+        v = self._visitors.get(mac.lower())
+        if (
+            v is None
+            or v.state is not State.AWAITING_LOA
+            or v.loa is not None
+            or target not in v.loa_probes
+        ):
+            return effects
+        owner = self._owner_of(target)
+        if owner is not None and owner is not v:
+            return effects
+        self.counters["loa_probe_answers"] += 1
+        self._log(
+            effects,
+            logging.DEBUG,
+            f"{v.label()}: NA for {target} answers the LoA probe",
+        )
+        self._learn_loa(v, target, now, effects, probed=True)
+        return effects
+
+    def mld_report(
+        self,
+        mac: str,
+        access: str,
+        src: IPv6Address,
+        joined: Sequence[IPv6Address],
+        left: Sequence[IPv6Address],
+        now: float,
+    ) -> list[Effect]:
+        """An MLD report from ``mac``: a sign of life, and the groups it is in.
+
+        A host is in the solicited-node group of each of its addresses (RFC
+        4291 2.7.1, RFC 4862 5.4.2), so the groups tell which LoA candidate it
+        most likely holds.
+        """
+        effects = self.packet_from(mac, access, src, now)
+        v = self._visitors.get(mac.lower())
+        if v is None:
+            return effects
+        v.mld_groups.difference_update(left)
+        for group in joined:
+            if len(v.mld_groups) >= MAX_MLD_GROUPS:
+                break
+            v.mld_groups.add(group)
         return effects
 
     def dhcp_from_station(
@@ -713,6 +811,9 @@ class MpaEngine:
                 v.refresh_at = None
                 self._register(v, now, effects)
 
+        if v.loa_probe_at is not None and now >= v.loa_probe_at:
+            self._loa_probe_round(v, now, effects)
+
         # presence: probe an idle MS, declare it gone after absent_timeout
         if v.next_probe is not None:
             if now - v.last_heard >= s.absent_timeout:
@@ -779,7 +880,12 @@ class MpaEngine:
         return v
 
     def _learn_loa(
-        self, v: Visitor, addr: IPv6Address, now: float, effects: list[Effect]
+        self,
+        v: Visitor,
+        addr: IPv6Address,
+        now: float,
+        effects: list[Effect],
+        probed: bool = False,
     ) -> None:
         if v.state is State.AUTHENTICATING:
             if addr not in v.candidates:
@@ -789,6 +895,7 @@ class MpaEngine:
             # one LoA per MS; other addresses (privacy, temporary) ride along
             return
         self._set_loa(v, addr)
+        v.loa_probed = probed
         self._log(effects, logging.DEBUG, f"{v.label()}: learnt LoA {addr}")
         if v.state is State.AWAITING_LOA:
             self._register(v, now, effects)
@@ -951,6 +1058,24 @@ class MpaEngine:
             v.loa = None
             self._start_probing(v, now)
             self._send_ra(v, effects)
+            self._start_loa_probes(v, now, effects)
+        elif v.loa_probed and v.loa is not None:
+            # a probed LoA refused (142: bound to another NAI, or outside the
+            # anchored prefixes): drop the guess for good, so the retry asks
+            # with the BCC again and the probes skip it - no probe/refuse loop
+            refused = v.loa
+            v.loa_refused.add(refused)
+            if self._by_loa.get(refused) == v.mac:
+                del self._by_loa[refused]
+            v.loa = None
+            v.loa_probed = False
+            self._fail(
+                v,
+                now,
+                f"LMAP {src} refused {refused} (found by probing): status "
+                f"{ba.status}; not probed again",
+                effects,
+            )
         else:
             self._fail(
                 v, now, f"LMAP {src} refused the PBU: status {ba.status}", effects
@@ -983,8 +1108,10 @@ class MpaEngine:
             self._move(v, State.AWAITING_LOA, now)
             self._start_probing(v, now)
             self._send_ra(v, effects)
+            self._start_loa_probes(v, now, effects)
             return
 
+        v.loa_probed = False  # the LMAP took it: an ordinary LoA from now on
         v.lifetime = ba.lifetime * LIFETIME_UNIT
         v.expires = now + v.lifetime
         v.refresh_at = now + v.lifetime * self.settings.refresh_ratio
@@ -1099,6 +1226,8 @@ class MpaEngine:
             return
         if (v.state, to) not in TRANSITIONS:
             raise AssertionError(f"transition {v.state.name} -> {to.name} not listed")
+        if v.state is State.AWAITING_LOA:
+            self._stop_loa_probes(v)
         v.state = to
         v.since = now
 
@@ -1109,6 +1238,74 @@ class MpaEngine:
         if v.next_probe is None:
             v.last_heard = max(v.last_heard, now - self._probe_interval())
             v.next_probe = v.last_heard + self._probe_interval()
+
+    def _loa_candidates(self, v: Visitor) -> list[IPv6Address]:
+        """Addresses ``v`` most likely kept: profile IID first, then EUI-64."""
+        assert v.profile is not None
+        lnp = v.profile.lnp
+        iids = [v.profile.interface_id] if v.profile.interface_id is not None else []
+        iids.append(modified_eui64(v.mac))
+        found: list[IPv6Address] = []
+        for iid in iids:
+            addr = IPv6Address(int(lnp.network_address) | iid)
+            owner = self._owner_of(addr)
+            if (
+                addr not in lnp
+                or addr == lnp.network_address  # subnet-router anycast
+                or addr in found
+                or addr in v.loa_refused
+                or (owner is not None and owner is not v)
+            ):
+                continue
+            found.append(addr)
+        return found
+
+    def _start_loa_probes(self, v: Visitor, now: float, effects: list[Effect]) -> None:
+        """AWAITING_LOA with the MS here: ask it for its likely LoA (module doc)."""
+        if v.loa is not None or v.leaving_at is not None or v.profile is None:
+            return
+        candidates = self._loa_candidates(v)
+        if not candidates:
+            return
+        v.loa_probes = candidates
+        v.loa_probe_rounds = 0
+        self._loa_probe_round(v, now, effects)
+
+    def _loa_probe_round(self, v: Visitor, now: float, effects: list[Effect]) -> None:
+        """Send the next round of LoA probes, or give up after the last one."""
+        s = self.settings
+        if (
+            v.state is not State.AWAITING_LOA
+            or v.loa is not None
+            or v.leaving_at is not None
+            or v.loa_probe_rounds >= s.loa_probe_rounds
+        ):
+            if v.loa_probes and v.state is State.AWAITING_LOA and v.loa is None:
+                self._log(
+                    effects,
+                    logging.DEBUG,
+                    f"{v.label()}: no answer to {v.loa_probe_rounds} rounds of "
+                    "LoA probes; waiting for DAD",
+                )
+            self._stop_loa_probes(v)
+            return
+        if v.loa_probe_rounds:
+            self._log(effects, logging.DEBUG, f"{v.label()}: probing again for its LoA")
+        # a candidate whose solicited-node group the MS reported (RFC 4291
+        # 2.7.1) goes first; decided per round, as MLD reports come and go
+        for target in sorted(
+            v.loa_probes, key=lambda a: solicited_node(a) not in v.mld_groups
+        ):
+            effects.append(SendNs(v.access, v.mac, target))
+            self.counters["loa_probes"] += 1
+        v.loa_probe_rounds += 1
+        # after the last round this is the give-up, which leaves a late NA time
+        v.loa_probe_at = now + s.loa_probe_interval
+
+    def _stop_loa_probes(self, v: Visitor) -> None:
+        v.loa_probes = []
+        v.loa_probe_rounds = 0
+        v.loa_probe_at = None
 
     def _match(self, src: IPv6Address, sequence: int) -> Visitor | None:
         v = self._visitors.get(self._by_sequence.get(sequence, ""))

@@ -482,6 +482,20 @@ class MpaDaemon:
             and frame.target is not None
         ):
             effects = engine.dad_ns(mac, ifname, frame.target, now)
+        elif frame.kind is kind.NEIGHBOR_ADVERTISEMENT and frame.target is not None:
+            # may answer a LoA probe (a returning MS that does no DAD)
+            effects = engine.neighbor_advertisement(
+                mac, ifname, frame.src_ip, frame.target, now
+            )
+        elif frame.kind is kind.MLD_REPORT:
+            try:
+                report = nd.decode_mld_report(frame.payload)
+            except Malformed as exc:
+                log.debug("%s: MLD report from %s not decoded: %s", ifname, mac, exc)
+                report = nd.MldReport()
+            effects = engine.mld_report(
+                mac, ifname, frame.src_ip, report.joined, report.left, now
+            )
         elif frame.kind is kind.DHCPV6:
             effects = engine.dhcp_from_station(
                 mac, ifname, frame.src_ip, frame.payload, now

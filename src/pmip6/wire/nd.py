@@ -165,6 +165,77 @@ def solicited_node(ip: IPv6Address) -> IPv6Address:
     return IPv6Address(b"\xff\x02" + bytes(9) + b"\x01\xff" + ip.packed[13:16])
 
 
+def modified_eui64(mac: str) -> int:
+    """The modified EUI-64 interface identifier of a MAC (RFC 4291 appendix A).
+
+    ff:fe goes in the middle and the universal/local bit is inverted: what a
+    stock SLAAC host (addr_gen_mode 0) puts after a /64 prefix.
+    """
+    octets = bytearray(mac_to_bytes(mac))
+    octets[0] ^= 0x02
+    return int.from_bytes(octets[:3] + b"\xff\xfe" + octets[3:], "big")
+
+
+# --- MLD reports ------------------------------------------------------------------
+
+# RFC 3810 5.2.12 record types
+MLD2_MODE_IS_INCLUDE = 1
+MLD2_MODE_IS_EXCLUDE = 2
+MLD2_CHANGE_TO_INCLUDE = 3
+MLD2_CHANGE_TO_EXCLUDE = 4
+MLD2_ALLOW_NEW_SOURCES = 5
+MLD2_BLOCK_OLD_SOURCES = 6
+
+
+@dataclass(frozen=True)
+class MldReport:
+    """The groups an MLD report says the sender listens to, or has left."""
+
+    joined: tuple[IPv6Address, ...] = ()
+    left: tuple[IPv6Address, ...] = ()
+
+
+def decode_mld_report(icmp: bytes) -> MldReport:
+    """Decode an MLDv1 (RFC 2710 3) or MLDv2 (RFC 3810 5.2) report; raise
+    ``Malformed``.
+
+    ``icmp`` is the whole ICMPv6 message (``LinkFrame.payload``). An MLDv2
+    record in EXCLUDE mode, or in INCLUDE mode with sources, means listening;
+    INCLUDE with no source means the group was left (RFC 3810 6.1); a BLOCK
+    record changes nothing that matters here.
+    """
+    if len(icmp) < 8:
+        raise Malformed(f"MLD report: {len(icmp)} octets, header truncated")
+    if icmp[0] == ICMPv6Type.MLD_V1_REPORT:
+        if len(icmp) < 24:
+            raise Malformed(f"MLDv1 report: {len(icmp)} octets, fewer than 24")
+        return MldReport(joined=(IPv6Address(icmp[8:24]),))
+    if icmp[0] != ICMPv6Type.MLD_V2_REPORT:
+        raise Malformed(f"MLD report: ICMPv6 type {icmp[0]} is not a report")
+
+    (count,) = struct.unpack_from("!H", icmp, 6)
+    joined: list[IPv6Address] = []
+    left: list[IPv6Address] = []
+    offset = 8
+    for i in range(count):
+        if offset + 20 > len(icmp):
+            raise Malformed(f"MLDv2 report: record {i} truncated")
+        record_type, aux_len, sources = struct.unpack_from("!BBH", icmp, offset)
+        group = IPv6Address(icmp[offset + 4 : offset + 20])
+        offset += 20 + 16 * sources + 4 * aux_len
+        if offset > len(icmp):
+            raise Malformed(f"MLDv2 report: record {i} exceeds the message")
+        if record_type in (MLD2_MODE_IS_EXCLUDE, MLD2_CHANGE_TO_EXCLUDE) or (
+            record_type
+            in (MLD2_MODE_IS_INCLUDE, MLD2_CHANGE_TO_INCLUDE, MLD2_ALLOW_NEW_SOURCES)
+            and sources > 0
+        ):
+            joined.append(group)
+        elif record_type in (MLD2_MODE_IS_INCLUDE, MLD2_CHANGE_TO_INCLUDE):
+            left.append(group)
+    return MldReport(joined=tuple(joined), left=tuple(left))
+
+
 # --- checksums ------------------------------------------------------------------
 
 
