@@ -293,6 +293,10 @@ def test_demo_passes_and_removes_its_lab() -> None:
     assert not {n for n in netns_list() if n.startswith(name + "-")}
 
 
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_demo_interrupted_removes_its_lab() -> None:
     name = lab_name()
     proc = subprocess.Popen(
@@ -300,6 +304,8 @@ def test_demo_interrupted_removes_its_lab() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # a shell's background job ignores SIGINT, and children inherit that
+        preexec_fn=default_sigint,
     )
     try:
         assert proc.stdout is not None

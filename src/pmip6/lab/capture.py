@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import re
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -256,6 +257,10 @@ def handover_times(
     return times
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Pinger:
     """``ping -6 -i INTERVAL`` from a lab node; replies recorded by icmp_seq."""
 
@@ -267,7 +272,13 @@ class Pinger:
         self.transmitted: int | None = None  # from ping's own summary
         self._lock = threading.Lock()
         self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            # SIGINT asks ping for its summary; a background job's children
+            # inherit SIGINT ignored, so give ping the default back
+            preexec_fn=_default_sigint,
         )
         self._thread = threading.Thread(target=self._read, name="ping", daemon=True)
         self._thread.start()
