@@ -53,6 +53,7 @@ from pmip6.core.dhcp_relay import (
     relay_forward,
     relay_reply,
 )
+from pmip6.core.mherror import MAX_PEERS, BindingErrorLimiter, unrecognized_mh_type
 from pmip6.core.seqno import seq_add
 from pmip6.wire.errors import Malformed
 from pmip6.wire.mh import (
@@ -72,6 +73,7 @@ from pmip6.wire.mh import (
     Option,
     RevocationStatus,
     Status,
+    UnknownMessage,
     find_option,
 )
 from pmip6.wire.nd import modified_eui64, solicited_node
@@ -79,7 +81,8 @@ from pmip6.wire.profile import DRAFT00, Profile
 
 ALL_NODES = IPv6Address("ff02::1")
 MAX_LIFETIME_UNITS = 0xFFFF
-# RFC 6275 11.8 / WIRE.md: INITIAL_BINDACK_TIMEOUT doubles up to 32 s
+# RFC 6275 11.8: the retransmission timeout starts at INITIAL_BINDACK_TIMEOUT
+# and doubles up to MAX_BINDACK_TIMEOUT, 32 s (RFC 6275 12)
 MAX_BINDACK_TIMEOUT = 32.0
 # RFC 5213 8.4 and 8.5: handoff "unknown", access technology IEEE 802.3
 HANDOFF_UNKNOWN = 4
@@ -370,6 +373,9 @@ class MpaEngine:
         self._sequence = initial_sequence % 0x10000
         # DHCPv6 servers already warned about for malformed replies (once each)
         self._dhcp_warned: set[IPv6Address] = set()
+        # Binding Errors for unknown MH Types, at most one a second per peer
+        self._binding_errors = BindingErrorLimiter()
+        self._unknown_type_warned: set[IPv6Address] = set()
         self.counters: dict[str, int] = {
             "pbu_sent": 0,
             "pbu_retransmitted": 0,
@@ -383,6 +389,8 @@ class MpaEngine:
             "dhcp_malformed": 0,
             "loa_probes": 0,
             "loa_probe_answers": 0,
+            "mh_unknown_type": 0,
+            "binding_errors_sent": 0,
         }
 
     # --- queries -----------------------------------------------------------
@@ -747,13 +755,47 @@ class MpaEngine:
     def mh_received(
         self, src: IPv6Address, message: Message, now: float
     ) -> list[Effect]:
-        """A Mobility Header message from ``src``: PBA or BRI (others ignored)."""
+        """A Mobility Header message from ``src``: PBA or BRI.
+
+        An MH Type the codec does not know is answered with a Binding Error
+        (RFC 6275 9.2); other known types have no meaning at an MPA and are
+        ignored.
+        """
         effects: list[Effect] = []
         if isinstance(message, BindingAcknowledgement):
             self._on_pba(src, message, now, effects)
         elif isinstance(message, BindingRevocationIndication):
             self._on_bri(src, message, now, effects)
+        elif isinstance(message, UnknownMessage):
+            self._on_unknown_type(src, message, now, effects)
         return effects
+
+    def _on_unknown_type(
+        self,
+        src: IPv6Address,
+        message: UnknownMessage,
+        now: float,
+        effects: list[Effect],
+    ) -> None:
+        self.counters["mh_unknown_type"] += 1
+        error = unrecognized_mh_type(src, self._binding_errors, now)
+        if error is None:
+            return
+        self.counters["binding_errors_sent"] += 1
+        effects.append(SendMh(src, error))
+        # STYLE: a peer fault is logged once per peer
+        if src not in self._unknown_type_warned:
+            if len(self._unknown_type_warned) >= MAX_PEERS:
+                self._unknown_type_warned.clear()
+            self._unknown_type_warned.add(src)
+            level = logging.WARNING
+        else:
+            level = logging.DEBUG
+        self._log(
+            effects,
+            level,
+            f"{src}: MH Type {message.mh_type} not recognised; sent Binding Error",
+        )
 
     def tick(self, now: float) -> list[Effect]:
         """Run every deadline that has passed."""

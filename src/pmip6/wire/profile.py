@@ -1,9 +1,16 @@
 """Protocol profiles: which code points a deployment speaks.
 
 The seed draft never received IANA numbers for its Binding Cache Confirmation
-and Assigned Home Address options, and two of its status codes collide with
-values RFC 3963 had already assigned (WIRE.md, "The seed's own code points").
-A profile pins those choices in one object that the codec and the engines share.
+option (seed 4.3) and its Assigned Home Address option (seed 6.1, reference
+[10]), and its two status codes (seed 5.1) collide with values RFC 3963 4.2 had
+already assigned: 140 "Proxy Registration not supported" is IANA's "Mobile
+Router Operation not permitted", 141 "Binding Cache Entry missing" is IANA's
+"Invalid Prefix". The ``draft-00`` profile keeps the seed's 140 and 141, puts
+the Binding Cache Confirmation at option type 200 (unassigned) and the Assigned
+Home Address at 22, whose layout it shares with RFC 5213's Home Network Prefix;
+``rfc5213`` has neither option and says 152 (RFC 5213 8.9) where the seed says
+140. A profile pins those choices in one object that the codec and the engines
+share.
 """
 
 from __future__ import annotations
