@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import tracemalloc
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
@@ -30,6 +31,7 @@ from pmip6.wire.mh import (
     BAFlags,
     BindingAcknowledgement,
     BindingCacheConfirmation,
+    BindingError,
     BindingRevocationAcknowledgement,
     BindingRevocationIndication,
     BindingUpdate,
@@ -41,6 +43,7 @@ from pmip6.wire.mh import (
     MobileNodeIdentifier,
     Option,
     RevocationTrigger,
+    UnknownMessage,
     decode_mh,
     encode_mh,
 )
@@ -636,3 +639,207 @@ def test_forwarding_failure_drops_the_binding() -> None:
     assert ev.status == 143
     assert not e.by_nai and not e.by_loa
     assert reply(feed(e, pbu(2, nai="ms2@x"), MPA2, 1.0)).status == 0  # LNP free
+
+
+# --- overlapping LNPs (RFC 5213 5.2: per-MN prefixes) --------------------------
+
+
+@pytest.mark.parametrize(("profile", "status"), [(DRAFT00, 142), (RFC5213, 155)])
+@pytest.mark.parametrize(
+    ("loa", "plen"),
+    [
+        (A("2001:db8:1::5"), 48),  # covers every station of the anchored /48
+        (A("2001:db8:1::"), 56),  # covers 2001:db8:1:1::/64
+        (A("2001:db8:1:1::77"), 128),  # a host inside ms1's /64
+        (A("2001:db8:1:1:8000::1"), 65),  # a nested half of it
+        (LOA, 64),  # the same LNP
+    ],
+)
+def test_lnp_overlapping_another_nais_lnp_is_refused(
+    profile: Any, status: int, loa: IPv6Address, plen: int
+) -> None:
+    e = make(profile)
+    opt = AssignedHomeAddress if profile is DRAFT00 else HomeNetworkPrefix
+
+    def msg(nai: str, address: IPv6Address, length: int) -> BindingUpdate:
+        return BindingUpdate(
+            1, PBU_FLAGS, 75, (MobileNodeIdentifier.from_nai(nai), opt(length, address))
+        )
+
+    assert reply(feed(e, msg(NAI, LOA, 64), MPA1, 0.0)).status == 0
+    assert reply(feed(e, msg("ms3@x", A("2001:db8:1:7::1"), 64), MPA1, 0.0)).status == 0
+    before = snapshot(e)
+    fx = feed(e, msg("attacker@x", loa, plen), MPA2, 1.0)
+    assert reply(fx).status == status
+    assert not state_changes(fx)
+    (ev,) = events(fx, EventKind.REFUSED)
+    assert "overlaps" in ev.detail
+    assert snapshot(e) == before
+    assert e.forwarding() == {LNP: MPA1, IPv6Network("2001:db8:1:7::/64"): MPA1}
+
+
+def test_disjoint_prefixes_of_any_length_are_accepted_and_freed() -> None:
+    e = make()
+    feed(e, pbu(1), MPA1, 0.0)  # 2001:db8:1:1::/64
+    # neighbours on both sides, of shorter and longer lengths
+    for i, (loa, plen) in enumerate(
+        [
+            (A("2001:db8:1:2::1"), 63),
+            (A("2001:db8:1:0:ffff::1"), 128),
+            (A("2001:db8:1:100::1"), 56),
+        ]
+    ):
+        assert (
+            reply(feed(e, pbu(1, nai=f"n{i}@x", loa=loa, plen=plen), MPA1, 0.0)).status
+            == 0
+        )
+    # the same NAI may narrow its own prefix: its old LNP is not a conflict
+    assert reply(feed(e, pbu(2, loa=LOA, plen=128), MPA1, 1.0)).status == 0
+    assert e.forwarding()[IPv6Network(f"{LOA}/128")] == MPA1
+    # ...and the /64 it left is free again for a host route of another NAI
+    assert (
+        reply(
+            feed(e, pbu(1, nai="h@x", loa=A("2001:db8:1:1::99"), plen=128), MPA1, 1.0)
+        ).status
+        == 0
+    )
+    # de-registration frees a prefix for a covering one
+    for nai, seq in ((NAI, 3), ("h@x", 2)):
+        feed(e, pbu(seq, nai=nai, lifetime=0), MPA1, 2.0)
+    assert reply(feed(e, pbu(1, nai="big@x", loa=LOA, plen=64), MPA1, 3.0)).status == 0
+
+
+def test_overlap_check_with_thousands_of_bindings() -> None:
+    # more LNPs than one chunk of the sorted index holds
+    e = make()
+    n = 4500
+    for i in range(n):
+        loa = A(int(A("2001:db8:1::1")) + (i << 64))
+        assert reply(feed(e, pbu(1, nai=f"m{i}@x", loa=loa), MPA1, 0.0)).status == 0
+    for i in range(0, n, 2):
+        feed(e, pbu(2, nai=f"m{i}@x", lifetime=0), MPA1, 1.0)
+    for i in (1, 1001, 2999, n - 1):
+        inside = A(int(A("2001:db8:1::5")) + (i << 64))
+        fx = feed(e, pbu(1, nai="x@x", loa=inside, plen=128), MPA1, 2.0)
+        assert reply(fx).status == 142
+        freed = A(int(inside) + (1 << 64))  # i + 1: de-registered above
+        fx = feed(e, pbu(1, nai=f"y{i}@x", loa=freed, plen=128), MPA1, 2.0)
+        assert reply(fx).status == 0
+    covering = pbu(1, nai="z@x", loa=A("2001:db8:1:1000::"), plen=52)
+    assert reply(feed(e, covering, MPA1, 2.0)).status == 142
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a@x", "b@x", "c@x"]),
+            st.integers(0, 0xFF),  # bits 56-63 of the LoA
+            st.integers(48, 128),  # prefix length
+            st.integers(0, 3),  # lifetime, 0 de-registers
+        ),
+        max_size=25,
+    )
+)
+def test_bound_lnps_never_overlap(steps: list[Any]) -> None:
+    e = make()
+    for seq, (nai, byte, plen, lifetime) in enumerate(steps, 1):
+        loa = A(int(A("2001:db8:1::1")) + (byte << 64))
+        lnp = IPv6Network(f"{loa}/{plen}", strict=False)
+        others = [b.lnp for b in e.by_nai.values() if b.nai != nai]
+        fx = feed(e, pbu(seq, nai=nai, loa=loa, plen=plen, lifetime=lifetime), MPA1, 0)
+        expected = lifetime == 0 or not any(lnp.overlaps(o) for o in others)
+        assert (reply(fx).status == 0) == expected
+        lnps = sorted(b.lnp for b in e.by_nai.values())
+        assert not any(x.overlaps(y) for x, y in itertools.pairwise(lnps))
+
+
+def test_restore_drops_a_binding_overlapping_one_kept_before() -> None:
+    e = make()
+    wide = Binding("wide@x", int(A("2001:db8:1::5")), 48, MPA1, 300, 500.0, 1)
+    mine = Binding(NAI, int(LOA), 64, MPA1, 300, 500.0, 1)
+    bad_nai = Binding("a\nb", int(A("2001:db8:1:9::1")), 64, MPA1, 300, 500.0, 1)
+    assert e.restore([mine, wide, bad_nai], 100.0) == 1
+    assert set(e.by_nai) == {NAI}
+
+
+# --- the MN Identifier must be a sane NAI -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        b"\xff\xfe\x00\n\x1b[31mX",  # not UTF-8, NUL, newline, escape
+        b"ms1@example.net\nFAKE registered",  # a forged log line
+        b"\x1b[31mred@x",  # ANSI escape (C0)
+        b"del\x7f@x",  # DEL
+        "nel\u0085@x".encode(),  # C1 control
+        "ls\u2028@x".encode(),  # line separator
+        b"a" * 254,  # RFC 4282 2.2: at most 253 octets
+    ],
+)
+@pytest.mark.parametrize("profile", [DRAFT00, RFC5213])
+def test_unusable_mn_identifier_is_refused_with_128(
+    identifier: bytes, profile: Any
+) -> None:
+    e = make(profile)
+    opt: Option = (
+        AssignedHomeAddress(64, LOA)
+        if profile is DRAFT00
+        else HomeNetworkPrefix(64, LNP.network_address)
+    )
+    msg = BindingUpdate(1, PBU_FLAGS, 75, (MobileNodeIdentifier(identifier), opt))
+    fx = feed(e, msg, MPA1, 0.0)
+    assert reply(fx).status == 128
+    assert not state_changes(fx) and not e.by_nai
+    (ev,) = events(fx, EventKind.REFUSED)
+    assert repr(identifier) in ev.detail
+    assert ev.detail.isprintable() and ev.nai == ""
+
+
+def test_longest_printable_utf8_nai_is_accepted() -> None:
+    e = make()
+    nai = "é" * 100 + "@" + "x" * 52  # 253 octets
+    assert len(nai.encode()) == 253
+    assert reply(feed(e, pbu(1, nai=nai), MPA1, 0.0)).status == 0
+    assert nai in e.by_nai
+
+
+def test_refusal_before_nai_check_logs_the_identifier_escaped() -> None:
+    e = make()
+    msg = BindingUpdate(
+        1,
+        PBU_FLAGS,
+        75,
+        (MobileNodeIdentifier(b"x\ny"), AssignedHomeAddress(64, LOA)),
+    )
+    (ev,) = events(feed(e, msg, ROGUE, 0.0), EventKind.REFUSED)
+    assert ev.status == 129 and ev.nai == repr(b"x\ny")
+
+
+# --- unrecognised MH types (RFC 6275 9.2, 9.3.3) -------------------------------
+
+
+def test_unknown_mh_type_is_answered_with_a_rate_limited_binding_error() -> None:
+    e = make()
+    unknown = decode_mh(b"\x3b\x00\xc8\x00\x00\x00\x00\x00")  # MH type 200
+    assert isinstance(unknown, UnknownMessage)
+
+    def errors(fx: list[Any]) -> list[Send]:
+        return [s for s in sends(fx) if isinstance(s.message, BindingError)]
+
+    fx = feed(e, unknown, MPA1, 10.0)
+    (send,) = errors(fx)
+    assert send.dst == MPA1
+    assert send.message == BindingError(2, A("::"))
+    assert events(fx, EventKind.BINDING_ERROR) and not state_changes(fx)
+    # the answer encodes and decodes as a Binding Error (RFC 6275 6.1.9)
+    assert decode_mh(encode_mh(send.message)) == send.message
+
+    assert errors(feed(e, unknown, MPA1, 10.5)) == []  # within the interval
+    assert len(errors(feed(e, unknown, MPA2, 10.5))) == 1  # per peer
+    assert len(errors(feed(e, unknown, MPA1, 11.0))) == 1
+    # never to a non-unicast source
+    assert errors(feed(e, unknown, A("ff02::1"), 20.0)) == []
+    assert errors(feed(e, unknown, A("::"), 20.0)) == []
+    assert e.counters.binding_errors == 3

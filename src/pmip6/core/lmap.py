@@ -17,10 +17,29 @@ Rules (seed 6.1, 6.3, 6.4, 9.1; RFC 5213 5.3 where the seed is silent):
   sending MPA; otherwise 141 and nothing changes.
 - Assigned Home Address (seed 6.3): creates or updates the BCE. A LoA whose
   LNP is not inside the configured prefixes is refused with 132 (not home
-  subnet; 141 would collide with the seed's "BCE missing"); a LoA or LNP held
-  by another NAI with 142 (not authorized for prefix). The rfc5213 profile
-  answers both with 155. Each MS is assumed to own its LNP (RFC 5213's per-MN
-  prefix model): the LNP is what the data plane routes.
+  subnet; 141 would collide with the seed's "BCE missing"); this includes a
+  prefix length shorter than the anchored prefix's own, whose LNP would
+  reach outside what the LMAP owns (seed 3: the LoA "belongs to the prefix
+  owned by the ... LMAP"; RFC 5213 5.3.2 step 3). An LNP that equals,
+  contains or lies inside the LNP of another NAI is refused with 142 (not
+  authorized for prefix): each MS owns its LNP exclusively (RFC 5213 5.2,
+  the per-MN-prefix model) and the LNP is what the data plane routes, so a
+  /48 over other stations' /64s would steal their traffic. The rfc5213
+  profile answers both with 155.
+- The MN Identifier must be a sane NAI: UTF-8, at most 253 octets (RFC 4282
+  2.2), no control characters (C0, DEL, C1) and nothing else
+  ``str.isprintable`` refuses. Otherwise 128 in both profiles (the option is
+  present, so 160 "missing" would mislead, and neither document has a code
+  for a malformed identifier): the NAI ends up in logs, the store and the
+  ``ctl`` output, where escape sequences or newlines must not get in.
+- An MH Type this node does not recognise (anything decoded as
+  ``UnknownMessage``, including the return-routability types 0-4 an LMAP
+  does not implement) is discarded and answered with a Binding Error,
+  Status 2, to a unicast source (RFC 6275 9.2, 9.3.3), at most one per peer
+  per ``binding_error_interval`` (rate-limited like ICMPv6, RFC 4443 2.4 f).
+  The ICMP Parameter Problem RFC 6275 9.2 asks for on a bad Payload Proto or
+  a short Header Len is not sent (the daemon drops such messages as
+  malformed); the kernel's mip6 module would, where it is loaded.
 - A PBU with neither option is refused with 128 (158 in rfc5213).
 - Sequence numbers modulo 2^16 per peer (RFC 6275 9.5.1): a PBU from the
   serving MPA that is not greater than the last accepted one gets 135 with
@@ -41,7 +60,8 @@ from __future__ import annotations
 
 import enum
 import heapq
-from collections.abc import Iterable
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
@@ -54,6 +74,7 @@ from pmip6.wire.mh import (
     BAFlags,
     BindingAcknowledgement,
     BindingCacheConfirmation,
+    BindingError,
     BindingRevocationAcknowledgement,
     BindingRevocationIndication,
     BindingUpdate,
@@ -66,6 +87,7 @@ from pmip6.wire.mh import (
     Option,
     RevocationTrigger,
     Status,
+    UnknownMessage,
 )
 from pmip6.wire.profile import DRAFT00, Profile
 
@@ -84,8 +106,106 @@ _KIND_BCC = 1
 _KIND_AHA = 2
 
 
+# RFC 4282 2.2: a NAI of at most 253 octets (what RADIUS can carry)
+NAI_MAX_OCTETS = 253
+# RFC 6275 6.1.9: Binding Error status "unrecognized MH Type value"
+BE_STATUS_UNRECOGNIZED_MH_TYPE = 2
+
+
 def _mask(prefix_length: int) -> int:
     return _ALL_ONES ^ ((1 << (128 - prefix_length)) - 1)
+
+
+def _host_bits(prefix_length: int) -> int:
+    return (1 << (128 - prefix_length)) - 1
+
+
+def nai_problem(identifier: bytes) -> str | None:
+    """Why ``identifier`` is not an acceptable NAI, or None when it is."""
+    if len(identifier) > NAI_MAX_OCTETS:
+        return f"longer than {NAI_MAX_OCTETS} octets"
+    try:
+        text = identifier.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    if not text.isprintable():
+        return "contains control or non-printable characters"
+    return None
+
+
+def describe_identifier(identifier: bytes) -> str:
+    """The identifier for a log line: the NAI when sane, else escaped."""
+    if nai_problem(identifier) is None:
+        return identifier.decode("utf-8")
+    return repr(identifier)
+
+
+class _SortedInts:
+    """A sorted set of ints kept in bounded chunks.
+
+    Search is two bisections; an insert or a removal moves at most one chunk
+    (about a thousand pointers), so a million LNPs cost no more than a few.
+    """
+
+    __slots__ = ("_chunks", "_maxes")
+    _LOAD = 1000
+
+    def __init__(self) -> None:
+        self._chunks: list[list[int]] = []
+        self._maxes: list[int] = []
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self._chunks)
+
+    def add(self, value: int) -> None:
+        maxes = self._maxes
+        if not maxes:
+            self._chunks.append([value])
+            maxes.append(value)
+            return
+        i = bisect_left(maxes, value)
+        if i == len(maxes):
+            i -= 1
+        chunk = self._chunks[i]
+        insort(chunk, value)
+        maxes[i] = chunk[-1]
+        if len(chunk) > 2 * self._LOAD:
+            tail = chunk[self._LOAD :]
+            del chunk[self._LOAD :]
+            self._chunks.insert(i + 1, tail)
+            maxes[i] = chunk[-1]
+            maxes.insert(i + 1, tail[-1])
+
+    def discard(self, value: int) -> None:
+        maxes = self._maxes
+        i = bisect_left(maxes, value)
+        if i == len(maxes):
+            return
+        chunk = self._chunks[i]
+        j = bisect_left(chunk, value)
+        if j == len(chunk) or chunk[j] != value:
+            return
+        del chunk[j]
+        if chunk:
+            maxes[i] = chunk[-1]
+        else:
+            del self._chunks[i]
+            del maxes[i]
+
+    def floor(self, value: int) -> int | None:
+        """The largest member not above ``value``, or None."""
+        maxes = self._maxes
+        i = bisect_right(maxes, value)
+        if i < len(maxes):
+            chunk = self._chunks[i]
+            j = bisect_right(chunk, value)
+            if j:
+                return chunk[j - 1]
+        return maxes[i - 1] if i else None
+
+    def __iter__(self) -> Iterator[int]:
+        for chunk in self._chunks:
+            yield from chunk
 
 
 # --- settings -----------------------------------------------------------------
@@ -104,6 +224,9 @@ class LmapSettings:
     bri_initial_timeout: float = 1.0
     bri_max_timeout: float = 2.0
     bri_max_retries: int = 3
+    # RFC 6275 9.3.3: Binding Errors rate-limited like ICMPv6 (Linux's
+    # icmp/ratelimit default is one per second per destination)
+    binding_error_interval: float = 1.0
 
 
 # --- binding cache ------------------------------------------------------------
@@ -148,10 +271,6 @@ class Binding:
             "expires_in": max(0, round(self.expires_at - now)),
             "sequence": self.sequence,
         }
-
-
-def _lnp_key(lnp: int, prefix_length: int) -> int:
-    return (lnp << 8) | prefix_length
 
 
 # --- effects ------------------------------------------------------------------
@@ -200,6 +319,7 @@ class EventKind(enum.Enum):
     RETRANSMIT = "revocation retransmitted"  # DEBUG
     REVOKED = "revocation acknowledged"  # DEBUG
     IGNORED = "ignored"  # DEBUG
+    BINDING_ERROR = "binding error sent"  # DEBUG
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +360,7 @@ class Counters:
     bri_acknowledged: int = 0
     bri_unanswered: int = 0
     ignored: int = 0
+    binding_errors: int = 0
     refused_by_status: dict[int, int] = field(default_factory=dict)
 
 
@@ -285,7 +406,11 @@ class LmapEngine:
 
         self.by_nai: dict[str, Binding] = {}
         self.by_loa: dict[int, Binding] = {}
+        # LNPs never overlap (see the module rules), so their first addresses
+        # are unique: one sorted set of them finds any overlap with one search
         self._by_lnp: dict[int, Binding] = {}
+        self._lnp_starts = _SortedInts()
+        self._binding_errors: dict[IPv6Address, float] = {}
         self._expiry: list[tuple[float, str]] = []
         self._pending: dict[int, _Revocation] = {}
         self._retry: list[tuple[float, int]] = []
@@ -302,6 +427,8 @@ class LmapEngine:
             return self._binding_update(message, src, now)
         if type(message) is BindingRevocationAcknowledgement:
             return self._revocation_ack(message, src)
+        if type(message) is UnknownMessage:
+            return self._unknown_type(message, src, now)
         self.counters.ignored += 1
         return [
             Event(
@@ -403,9 +530,8 @@ class LmapEngine:
         daemon turns the PBA it still holds into a refusal with
         ``Status.FORWARDING_SETUP_FAILED``.
         """
-        key = _lnp_key(int(target.network_address), target.prefixlen)
-        b = self._by_lnp.get(key)
-        if b is None or b.care_of != care_of:
+        b = self._by_lnp.get(int(target.network_address))
+        if b is None or b.prefix_length != target.prefixlen or b.care_of != care_of:
             return []  # moved or gone meanwhile: nothing of ours to undo
         self._remove(b)
         self.counters.refused += 1
@@ -430,8 +556,10 @@ class LmapEngine:
     def restore(self, bindings: Iterable[Binding], now: float) -> int:
         """Load bindings from the store; return how many were kept.
 
-        Expired ones, and ones outside the anchored prefixes (the config
-        changed), are dropped.
+        Expired ones, ones outside the anchored prefixes (the config
+        changed), ones with an unacceptable NAI and ones overlapping an LNP
+        kept before (a store written before overlaps were refused) are
+        dropped.
         """
         count = 0
         for b in bindings:
@@ -441,6 +569,10 @@ class LmapEngine:
                 b.loa, b.prefix_length
             ):
                 continue  # the anchored prefixes changed since it was stored
+            if nai_problem(b.nai.encode("utf-8", "surrogatepass")) is not None:
+                continue
+            if self._overlapping(b.lnp_int, b.prefix_length, b.nai) is not None:
+                continue
             b.care_of = self._intern(b.care_of)
             if b.prev_care_of is not None:
                 b.prev_care_of = self._intern(b.prev_care_of)
@@ -515,7 +647,18 @@ class LmapEngine:
                 Status.MISSING_MN_IDENTIFIER_OPTION,
                 "no MN Identifier (NAI)",
             )
-        nai = mnid.nai
+        # the NAI goes into logs, the store and ctl output: refuse garbage
+        problem = nai_problem(mnid.identifier)
+        if problem is not None:
+            return self._refuse(
+                msg,
+                src,
+                mnid,
+                Status.REASON_UNSPECIFIED,
+                f"MN Identifier {mnid.identifier!r} {problem}",
+                nai="",
+            )
+        nai = mnid.identifier.decode("utf-8")
 
         if aha is not None:
             kind = _KIND_AHA
@@ -627,17 +770,21 @@ class LmapEngine:
                 f"{IPv6Address(loa)}/{plen} outside the anchored prefixes",
                 nai=nai,
             )
-        lnp_key = _lnp_key(loa & _mask(plen), plen)
-        owner = self._by_lnp.get(lnp_key) or self.by_loa.get(loa)
-        if owner is not None and owner.nai != nai:
-            return self._refuse(
-                msg,
-                src,
-                mnid,
-                self._status_taken,
-                f"{IPv6Address(loa)}/{plen} is bound to {owner.nai}",
-                nai=nai,
-            )
+        # per-MN prefixes (RFC 5213 5.2): the LNP may neither equal, contain
+        # nor lie inside another NAI's; a refresh of the same LNP was checked
+        # when it was bound
+        if b is None or loa != b.loa or plen != b.prefix_length:
+            owner = self._overlapping(loa & _mask(plen), plen, nai)
+            if owner is not None:
+                return self._refuse(
+                    msg,
+                    src,
+                    mnid,
+                    self._status_taken,
+                    f"{IPv6Address(loa)}/{plen} overlaps {owner.lnp} "
+                    f"bound to {owner.nai}",
+                    nai=nai,
+                )
         effects: list[Effect] = []
         if b is None:
             b = Binding(nai, loa, plen, care_of, 0, 0.0, msg.sequence)
@@ -771,10 +918,39 @@ class LmapEngine:
             (mnid,) if mnid is not None else (),
         )
         if nai is None:
-            nai = mnid.nai if mnid is not None else ""
+            nai = describe_identifier(mnid.identifier) if mnid is not None else ""
         return [
             Send(reply, src),
             Event(EventKind.REFUSED, nai, peer=src, detail=reason, status=status),
+        ]
+
+    # --- unrecognised MH types (RFC 6275 9.2) -----------------------------------
+
+    def _unknown_type(
+        self, msg: UnknownMessage, src: IPv6Address, now: float
+    ) -> list[Effect]:
+        self.counters.ignored += 1
+        detail = f"unrecognized MH Type {msg.mh_type}"
+        # 9.3.3: never to a non-unicast source; rate-limited per peer
+        if src.is_multicast or src.is_unspecified:
+            return [Event(EventKind.IGNORED, "", peer=src, detail=detail)]
+        sent = self._binding_errors
+        last = sent.get(src)
+        if last is not None and now - last < self.settings.binding_error_interval:
+            return [
+                Event(
+                    EventKind.IGNORED, "", peer=src, detail=detail + " (rate-limited)"
+                )
+            ]
+        if len(sent) > 65536:
+            sent.clear()  # bounded against spoofed sources
+        sent[src] = now
+        self.counters.binding_errors += 1
+        # no Home Address option is processed here: the field is unspecified
+        error = BindingError(BE_STATUS_UNRECOGNIZED_MH_TYPE, IPv6Address(0))
+        return [
+            Send(error, src),
+            Event(EventKind.BINDING_ERROR, "", peer=src, detail=detail, status=2),
         ]
 
     # --- revocation (RFC 5846) ---------------------------------------------------
@@ -853,17 +1029,39 @@ class LmapEngine:
                 return True
         return False
 
+    def _overlapping(self, lnp: int, plen: int, nai: str) -> Binding | None:
+        """Another NAI's binding whose LNP overlaps ``lnp/plen``, or None.
+
+        Bound LNPs are disjoint, so sorted by first address their last
+        addresses ascend too: the one starting last at or before the new
+        prefix's last address is the only one that can reach into it. The
+        NAI's own binding is skipped (it is being replaced), looking one
+        further.
+        """
+        last = lnp | _host_bits(plen)
+        start = self._lnp_starts.floor(last)
+        while start is not None:
+            b = self._by_lnp[start]
+            if b.nai == nai:
+                start = self._lnp_starts.floor(start - 1) if start else None
+                continue
+            return b if start | _host_bits(b.prefix_length) >= lnp else None
+        return None
+
     def _index(self, b: Binding) -> None:
         self.by_nai[b.nai] = b
         self.by_loa[b.loa] = b
-        self._by_lnp[_lnp_key(b.lnp_int, b.prefix_length)] = b
+        start = b.lnp_int
+        self._by_lnp[start] = b
+        self._lnp_starts.add(start)
 
     def _unindex_addresses(self, b: Binding) -> None:
         if self.by_loa.get(b.loa) is b:
             del self.by_loa[b.loa]
-        key = _lnp_key(b.lnp_int, b.prefix_length)
-        if self._by_lnp.get(key) is b:
-            del self._by_lnp[key]
+        start = b.lnp_int
+        if self._by_lnp.get(start) is b:
+            del self._by_lnp[start]
+            self._lnp_starts.discard(start)
 
     def _remove(self, b: Binding) -> None:
         self.by_nai.pop(b.nai, None)
