@@ -438,6 +438,18 @@ def test_create_aaa_builds_radius() -> None:
         ({"backend": "ldap"}, "unknown"),
         ({"backend": "radius"}, "non-empty 'servers'"),
         ({"backend": "file"}, "needs a 'file'"),
+        ({"backend": "file", "file": "p.toml", "foo": 1}, r"\[aaa\] foo: unknown key"),
+        ({"file": "p.toml", "servers": []}, r"\[aaa\] servers: unknown key"),
+        (
+            {
+                "backend": "radius",
+                "servers": [{"address": "::1", "secret": "x"}],
+                "timeot": 2,
+            },
+            r"\[aaa\] timeot: unknown key for backend 'radius'",
+        ),
+        ({"backend": "radius", "servers": "fd00::1"}, r"\[aaa\] "),
+        ({"backend": "file", "file": 7}, r"\[aaa\] file: expected a path"),
     ],
 )
 def test_create_aaa_refuses(config: dict[str, Any], message: str) -> None:

@@ -89,3 +89,48 @@ def test_missing_tables(tmp_path: Path) -> None:
         load_config(str(bad))
     with pytest.raises(ConfigError, match=r"missing\.toml"):
         load_config(str(tmp_path / "missing.toml"))
+
+
+@pytest.mark.parametrize(
+    ("aaa", "needle"),
+    [
+        ({"backend": "file", "file": "p.toml", "foo": 1}, "[aaa] foo: unknown key"),
+        ({"backend": "ldap"}, "[aaa] backend: unknown backend 'ldap'"),
+        (
+            {"backend": "radius", "servers": [], "secret": "x"},
+            "[aaa] secret: unknown key for backend 'radius'",
+        ),
+        # a radius key is no key of the file backend
+        ({"file": "p.toml", "timeout": 1.0}, "[aaa] timeout: unknown key"),
+    ],
+)
+def test_aaa_table_is_checked_while_parsing(
+    aaa: dict[str, object], needle: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"mpa": MINIMAL["mpa"], "aaa": aaa}, "mpa.toml")
+    assert str(info.value).startswith("mpa.toml: ") and needle in str(info.value)
+
+
+def test_every_radius_key_is_accepted() -> None:
+    table = {
+        "backend": "radius",
+        "servers": [{"address": "fd00::1", "secret": "s"}],
+        "timeout": 1.0,
+        "retries": 1,
+        "nas_identifier": "mpa1",
+        "require_message_authenticator": True,
+    }
+    assert parse_config({"mpa": MINIMAL["mpa"], "aaa": table}).aaa == table
+
+
+def test_unknown_table_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({**MINIMAL, "other": {"x": 1}}, "mpa.toml")
+    assert str(info.value).startswith("mpa.toml: [other]: unknown table")
+
+
+def test_config_remembers_its_file_for_start_up_errors(tmp_path: Path) -> None:
+    path = tmp_path / "mpa.toml"
+    path.write_text('[mpa]\naddress = "fd00::12"\naccess = "br1"\n[aaa]\nfile = "p"\n')
+    assert load_config(str(path)).source == str(path)

@@ -34,7 +34,7 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
-from pmip6.aaa import Aaa, AaaError, create_aaa
+from pmip6.aaa import Aaa, AaaError, check_aaa_config, create_aaa
 from pmip6.core.dhcp_relay import client_frame
 from pmip6.core.mpa import (
     AskAaa,
@@ -108,6 +108,8 @@ class MpaConfig:
     log_level: str
     aaa: dict[str, Any] = field(default_factory=dict)
     base: Path | None = None
+    # the config file's name, for errors found when the daemon starts
+    source: str = "config"
 
     def settings(self) -> MpaSettings:
         return MpaSettings(
@@ -142,6 +144,8 @@ _KEYS = {
     "configure_access",
     "log_level",
 }
+TABLES = ("mpa", "aaa")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def parse_config(
@@ -152,6 +156,11 @@ def parse_config(
     def fail(key: str, why: str) -> ConfigError:
         return ConfigError(f"{where}: [mpa] {key}: {why}")
 
+    tables = sorted(set(data) - set(TABLES))
+    if tables:
+        raise ConfigError(
+            f"{where}: [{tables[0]}]: unknown table (known: {', '.join(TABLES)})"
+        )
     section = data.get("mpa")
     if not isinstance(section, dict):
         raise ConfigError(f"{where}: missing [mpa] table")
@@ -244,8 +253,8 @@ def parse_config(
         raise fail("configure_access", f"expected true or false, got {configure!r}")
 
     log_level = text("log_level", "info")
-    if not isinstance(logging.getLevelName(log_level.upper()), int):
-        raise fail("log_level", f"{log_level!r} is not debug, info, warning or error")
+    if log_level.lower() not in LOG_LEVELS:
+        raise fail("log_level", f"{log_level!r} is not one of {', '.join(LOG_LEVELS)}")
 
     control = text("control_socket", "/run/pmip6/mpa.sock")
     if base is not None and not os.path.isabs(control):
@@ -254,6 +263,10 @@ def parse_config(
     aaa = data.get("aaa")
     if not isinstance(aaa, dict):
         raise ConfigError(f'{where}: missing [aaa] table (backend = "file" ...)')
+    try:
+        check_aaa_config(aaa)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
     return MpaConfig(
         address=own,
@@ -275,6 +288,7 @@ def parse_config(
         log_level=log_level,
         aaa=dict(aaa),
         base=base,
+        source=where,
     )
 
 
@@ -290,8 +304,8 @@ def load_config(path: str) -> MpaConfig:
     return parse_config(data, path, Path(path).resolve().parent)
 
 
-def address_interface(address: IPv6Address) -> str:
-    """The interface that carries ``address`` (the default uplink)."""
+def address_interface(address: IPv6Address) -> str | None:
+    """The interface that carries ``address`` (the default uplink), or None."""
     out = subprocess.run(
         ["ip", "-6", "-j", "addr", "show", "to", f"{address}/128"],
         capture_output=True,
@@ -301,9 +315,83 @@ def address_interface(address: IPv6Address) -> str:
     try:
         return str(json.loads(out.stdout)[0]["ifname"])
     except (ValueError, LookupError, TypeError):
+        return None
+
+
+def link_kind(ifname: str) -> str | None:
+    """``bridge``, ``veth``, ... for an interface; "" for a plain device.
+
+    None when there is no interface of that name (in this namespace).
+    """
+    out = subprocess.run(
+        ["ip", "-j", "-d", "link", "show", "dev", ifname],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        return None
+    try:
+        info = json.loads(out.stdout)[0].get("linkinfo", {})
+        return str(info.get("info_kind", ""))
+    except (ValueError, LookupError, TypeError, AttributeError):
+        return ""
+
+
+@dataclass(frozen=True)
+class HostCheck:
+    """What ``check_host`` found: the uplink, and which access links are bridges."""
+
+    uplink: str
+    bridges: frozenset[str]
+
+
+def check_host(config: MpaConfig, dataplane: str) -> HostCheck:
+    """Check the interfaces the config names before anything is changed.
+
+    Raises ``ConfigError`` naming the file and the key; logs a warning for what
+    works but may not be meant (an access link that is not a bridge, an own
+    address that no interface holds yet).
+    """
+    where = config.source
+
+    for ifname in config.access:
+        if link_kind(ifname) is None:
+            raise ConfigError(f"{where}: [mpa] access: no interface named {ifname!r}")
+    bridges = frozenset(a for a in config.access if link_kind(a) == "bridge")
+    for ifname in config.access:
+        if ifname not in bridges:
+            # a point-to-point access link: whoever sends on it is the station
+            log.warning(
+                "access interface %s is not a bridge: stations are noticed from "
+                "their frames only (no FDB events), and any sender on it is "
+                "taken for a station",
+                ifname,
+            )
+
+    holder = address_interface(config.address)
+    if config.uplink is not None:
+        if link_kind(config.uplink) is None:
+            raise ConfigError(
+                f"{where}: [mpa] uplink: no interface named {config.uplink!r}"
+            )
+        uplink = config.uplink
+    elif dataplane in ("none", "fake"):
+        uplink = holder or ""
+    elif holder is None:
         raise ConfigError(
-            f"[mpa] uplink: not set and no interface carries {address}"
-        ) from None
+            f"{where}: [mpa] uplink: not set, and no interface holds "
+            f"[mpa] address {config.address}"
+        )
+    else:
+        uplink = holder
+    if holder is None:
+        log.warning(
+            "address %s is on no interface: no PBU can leave and no PBA arrive "
+            "until it is configured",
+            config.address,
+        )
+    return HostCheck(uplink=uplink, bridges=bridges)
 
 
 # --- the daemon -------------------------------------------------------------------
@@ -343,6 +431,9 @@ class MpaDaemon:
         self._tasks: set[asyncio.Task[None]] = set()
         self._warned: dict[tuple[Any, ...], float] = {}
         self._started = 0.0
+        self._running = False  # start() completed: stop() says "stopped"
+        self._dp_started = False  # dataplane.start() was called: stop() undoes it
+        self._closed = False
         self.malformed_mh = 0
         self.timings: dict[str, AttachTiming] = {}
         # the kernel backends are synchronous (pyroute2's IPRoute runs its own
@@ -353,25 +444,48 @@ class MpaDaemon:
         )
 
     async def start(self) -> None:
+        """Check the config against the host, then take over the access links.
+
+        A ``ConfigError`` (naming the file and key) comes before anything in
+        the kernel changed; any failure after that undoes what was done.
+        """
         cfg = self.config
         self._started = time.monotonic()
+        if self.dataplane is None:
+            try:
+                self.dataplane = create(cfg.dataplane)
+            except DataPlaneError as exc:
+                raise ConfigError(f"{cfg.source}: [mpa] dataplane: {exc}") from None
+        host = check_host(cfg, self.dataplane.name)
         if self.aaa is None:
             try:
                 self.aaa = create_aaa(cfg.aaa, cfg.base)
             except ValueError as exc:
-                raise ConfigError(str(exc)) from None
+                raise ConfigError(f"{cfg.source}: {exc}") from None
 
-        if self.dataplane is None:
-            self.dataplane = create(cfg.dataplane)
+        try:
+            await self._take_over(host)
+        except BaseException:
+            await self._close()
+            raise
+        self._running = True
+        log.info(
+            "MPA %s up: access %s, profile %s, data plane %s",
+            cfg.address,
+            ", ".join(cfg.access),
+            self.profile.name,
+            self.dataplane.name,
+        )
+
+    async def _take_over(self, host: HostCheck) -> None:
+        cfg = self.config
         dp = self.dataplane
-        if dp.name in ("none", "fake"):
-            uplink = cfg.uplink or ""
-        else:
-            uplink = cfg.uplink or address_interface(cfg.address)
+        assert dp is not None
 
         def setup() -> None:
+            self._dp_started = True
             dp.start()
-            dp.mpa_setup(cfg.address, uplink)
+            dp.mpa_setup(cfg.address, host.uplink)
             # nothing is attached until stations show up again (restart)
             dp.mpa_reconcile({})
 
@@ -389,7 +503,7 @@ class MpaDaemon:
             self.links[ifname] = link
             # a bridge (the seed's base station) tells us when a MAC appears
             # or goes, even before the station sends anything we can see
-            if Path(f"/sys/class/net/{ifname}/bridge").exists():
+            if ifname in host.bridges:
                 watcher = BridgeWatcher(ifname, *self._fdb_handlers(ifname))
                 await watcher.start(replay=True)
                 self.watchers.append(watcher)
@@ -402,16 +516,20 @@ class MpaDaemon:
             {"visitors": self._cmd_visitors, "status": self._cmd_status},
         )
         await self.control.start()
-        log.info(
-            "MPA %s up: access %s, profile %s, data plane %s",
-            cfg.address,
-            ", ".join(cfg.access),
-            self.profile.name,
-            self.dataplane.name,
-        )
 
     async def stop(self) -> None:
         """Remove forwarding state and sockets; de-register nobody (see module)."""
+        running = self._running
+        await self._close()
+        if running:
+            log.info("MPA %s stopped", self.config.address)
+
+    async def _close(self) -> None:
+        """Undo whatever start() did so far; a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self._running = False
         if self._timer is not None:
             self._timer.cancel()
         for task in list(self._tasks):
@@ -438,7 +556,7 @@ class MpaDaemon:
         if self.aaa is not None:
             with contextlib.suppress(Exception):
                 await self.aaa.close()
-        if self.dataplane is not None:
+        if self.dataplane is not None and self._dp_started:
             try:
                 await asyncio.get_running_loop().run_in_executor(
                     self._dp_thread, self.dataplane.stop
@@ -446,7 +564,6 @@ class MpaDaemon:
             except DataPlaneError as exc:
                 log.error("data plane stop: %s", exc)
         self._dp_thread.shutdown(wait=True)
-        log.info("MPA %s stopped", self.config.address)
 
     # --- input ---------------------------------------------------------------------
 
@@ -761,7 +878,12 @@ def _ms(start: float | None, end: float | None) -> float | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="the MPA's TOML config file")
-    parser.add_argument("--log-level", help="override [mpa] log_level")
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help="override [mpa] log_level",
+    )
 
 
 async def serve(config: MpaConfig) -> None:
@@ -770,8 +892,9 @@ async def serve(config: MpaConfig) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # start() undoes its own work when it fails: stop only a started daemon
+    await daemon.start()
     try:
-        await daemon.start()
         await stop.wait()
     finally:
         await daemon.stop()
@@ -780,15 +903,18 @@ async def serve(config: MpaConfig) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
-    except ConfigError as exc:
+        setup_logging(args.log_level or config.log_level)
+    except (ConfigError, ValueError) as exc:
         print(f"pmip6 mpa: {exc}", file=sys.stderr)
         return 2
-    setup_logging(args.log_level or config.log_level)
     # pyroute2 logs every netlink message at DEBUG: keep our debug log readable
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
     try:
         asyncio.run(serve(config))
-    except (ConfigError, DataPlaneError, OSError, ValueError) as exc:
+    except ConfigError as exc:
+        print(f"pmip6 mpa: {exc}", file=sys.stderr)
+        return 2
+    except (DataPlaneError, OSError, ValueError) as exc:
         log.error("%s", exc)
         return 1
     return 0
