@@ -1,7 +1,7 @@
 import pytest
 
 from pmip6.cli import COMMANDS, main
-from pmip6.runtime.ctl import format_table
+from pmip6.runtime.ctl import format_status, format_table
 
 
 def test_no_subcommand_prints_help_and_fails(
@@ -27,3 +27,40 @@ def test_format_table_aligns_columns() -> None:
     lines = text.splitlines()
     assert lines[0].split() == ["NAI", "LOA"]
     assert lines[1].index("2001") == lines[0].index("LOA")
+
+
+def test_format_table_escapes_non_printable_characters() -> None:
+    text = format_table([{"nai": "a\n\x1b[31mb\u2028@x", "loa": "::1"}])
+    assert "\x1b" not in text and "\u2028" not in text
+    assert len(text.splitlines()) == 2
+    assert "a\\n\\x1b[31mb\\u2028@x" in text
+
+
+def test_format_status_prints_key_value_lines() -> None:
+    text = format_status(
+        {"role": "lmap", "refused_by_status": {"142": 2, "128": 1}, "x\ny": "\x1b"}
+    )
+    assert text.splitlines() == [
+        "role:              lmap",
+        "refused_by_status: 142=2, 128=1",
+        "x\\ny:              \\x1b",
+    ]
+
+
+def test_log_lines_escape_non_printable_characters() -> None:
+    import io
+    import logging
+
+    from pmip6.runtime.logs import EscapingFormatter, printable
+
+    assert printable("ok@x") == "ok@x"
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(EscapingFormatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("pmip6.test-escape")
+    logger.addHandler(handler)
+    try:
+        logger.warning("refused %s", "a\nFAKE line\x1b[31m\x85")
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue() == "WARNING refused a\\nFAKE line\\x1b[31m\\x85\n"

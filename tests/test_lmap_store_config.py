@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from pmip6.core.lmap import Binding
 from pmip6.runtime.lmapd import ConfigError, _first_address, load_config, parse_config
-from pmip6.runtime.store import BindingStore
+from pmip6.runtime.store import BindingStore, StoreError
 
 A = IPv6Address
 
@@ -149,3 +150,111 @@ def test_uplink_lookup_address_is_never_the_lmap_itself() -> None:
     assert _first_address(IPv6Network("fd00::/64"), own) == A("fd00::2")
     assert _first_address(IPv6Network("fd00::/64"), A("fd00::9")) == A("fd00::1")
     assert _first_address(IPv6Network("fd00::11/128"), own) == A("fd00::11")
+
+
+def test_unknown_top_level_table_is_refused_by_name() -> None:
+    data = {"lmap": dict(GOOD["lmap"]), "other": {"x": 1}}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "lmap.toml")
+    assert str(info.value) == "lmap.toml: [other]: unknown table (known: [lmap])"
+
+
+def test_config_records_its_file_for_start_up_errors(tmp_path: Path) -> None:
+    assert parse_config(GOOD, "x.toml", tmp_path).source == "x.toml"
+
+
+@pytest.mark.parametrize(
+    "content", [b"root:x:0:0:root:/root:/bin/bash\n" * 20, b"\0" * 4096]
+)
+def test_store_on_a_file_that_is_no_database_raises_store_error(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "passwd"
+    path.write_bytes(content)
+    with pytest.raises(StoreError, match="passwd"):
+        BindingStore(str(path))
+    assert path.read_bytes() == content  # left untouched
+
+
+def test_store_with_a_foreign_bindings_table_raises_store_error(tmp_path: Path) -> None:
+    path = str(tmp_path / "other.db")
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE bindings (nai TEXT, loa TEXT)")
+    db.execute("INSERT INTO bindings VALUES ('x', 'y')")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match=r"other\.db"):
+        BindingStore(path).load()
+
+
+def test_store_in_an_unwritable_place_raises_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match="cannot open"):
+        BindingStore(str(blocker / "sub" / "lmap.db"))
+
+
+# --- start-up errors: one line naming the file and key, exit 2 -----------------
+
+
+def lmap_config(tmp_path: Path, **change: str) -> Path:
+    values = {
+        "address": "fd00::1",
+        "prefixes": ["2001:db8:1::/48"],
+        "mpas": ["fd00::/64"],
+        "dataplane": "none",
+        "state": "lmap.db",
+        "control_socket": "lmap.sock",
+        **change,
+    }
+    lines = ["[lmap]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    path = tmp_path / "lmap.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_bogus_log_level_option_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pmip6.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["lmap", "--config", str(lmap_config(tmp_path)), "--log-level", "bogus"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--log-level: invalid choice: 'bogus'" in err and "Traceback" not in err
+
+
+def test_state_that_is_no_database_is_named_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pmip6.cli import main
+
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n" * 20)
+    config = lmap_config(tmp_path, state=str(passwd))
+    assert main(["lmap", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    (line,) = err.splitlines()
+    assert line.startswith(f"pmip6 lmap: {config}: [lmap] state: ")
+    assert "passwd" in line and "stopped" not in err
+
+
+def test_missing_uplink_is_named_and_exits_2_without_stopped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pmip6.cli import main
+
+    config = lmap_config(tmp_path, uplink="pm-lm-nope0", dataplane="seg6")
+    assert main(["lmap", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    (line,) = err.splitlines()
+    assert line == (
+        f"pmip6 lmap: {config}: [lmap] uplink: no interface named 'pm-lm-nope0'"
+    )
+
+
+def test_address_on_no_interface_is_detected() -> None:
+    from pmip6.runtime.lmapd import address_is_local
+
+    assert not address_is_local(A("fd00:dead:beef::1234"))

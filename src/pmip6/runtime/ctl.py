@@ -3,6 +3,10 @@
 pmip6 ctl bindings [--json]        the LMAP's binding cache
 pmip6 ctl visitors [--json]        an MPA's visitor list
 pmip6 ctl status [--json]          the daemon's counters and settings
+
+Without ``--json`` lists print as aligned columns and ``status`` as
+``key: value`` lines. Values come from the network (NAIs): anything
+non-printable is escaped as ``repr()`` would.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import sys
 from typing import Any
 
 from pmip6.runtime.control import request
+from pmip6.runtime.logs import printable
 
 HELP = "query a running daemon through its control socket"
 
@@ -37,8 +42,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     """Rows of dicts as aligned columns, in the first row's key order."""
     if not rows:
         return "(none)"
-    columns = list(rows[0])
-    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    columns = [printable(str(c)) for c in rows[0]]
+    cells = [[printable(str(v)) for v in (r.get(c, "") for c in rows[0])] for r in rows]
     widths = [
         max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)
     ]
@@ -48,6 +53,23 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     for row in cells:
         lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_value(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list):
+        return ", ".join(_value(v) for v in value) or "-"
+    return str(value)
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """A status dict as ``key: value`` lines (nested dicts as ``k=v, ...``)."""
+    if not status:
+        return "(empty)"
+    items = [(printable(f"{k}:"), printable(_value(v))) for k, v in status.items()]
+    width = max(len(k) for k, _ in items)
+    return "\n".join(f"{k:<{width}} {v}" for k, v in items)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2, default=str))
     elif isinstance(result, list):
         print(format_table(result))
+    elif isinstance(result, dict):
+        print(format_status(result))
     else:
-        print(json.dumps(result, indent=2, default=str))
+        print(printable(str(result)))
     return 0

@@ -20,6 +20,7 @@ import logging
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,7 +47,7 @@ from pmip6.dataplane import BACKENDS, DataPlane, DataPlaneError, create
 from pmip6.runtime.control import ControlServer
 from pmip6.runtime.logs import setup_logging
 from pmip6.runtime.mhsock import MobilitySocket
-from pmip6.runtime.store import BindingStore
+from pmip6.runtime.store import BindingStore, StoreError
 from pmip6.wire.errors import Malformed
 from pmip6.wire.mh import (
     BindingAcknowledgement,
@@ -87,6 +88,7 @@ class LmapConfig:
     control_socket: str
     keep_forwarding: bool
     log_level: str
+    source: str = "config"  # the file it came from, for start-up errors
 
     def settings(self) -> LmapSettings:
         return LmapSettings(
@@ -97,6 +99,8 @@ class LmapConfig:
             profile=profile_named(self.profile),
         )
 
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 _KEYS = {
     "address",
@@ -124,6 +128,10 @@ def parse_config(
     section = data.get("lmap")
     if not isinstance(section, dict):
         raise ConfigError(f"{where}: missing [lmap] table")
+    # a typo'd table would otherwise be ignored without a word
+    others = sorted(set(data) - {"lmap"})
+    if others:
+        raise ConfigError(f"{where}: [{others[0]}]: unknown table (known: [lmap])")
     unknown = sorted(set(section) - _KEYS)
     if unknown:
         raise fail(unknown[0], f"unknown key (known: {', '.join(sorted(_KEYS))})")
@@ -210,6 +218,7 @@ def parse_config(
         control_socket=path("control_socket", "/run/pmip6/lmap.sock"),
         keep_forwarding=keep,
         log_level=log_level,
+        source=where,
     )
 
 
@@ -225,7 +234,7 @@ def load_config(path: str) -> LmapConfig:
     return parse_config(data, path, Path(path).resolve().parent)
 
 
-def route_interface(address: IPv6Address) -> str:
+def route_interface(address: IPv6Address, where: str = "config") -> str:
     """The interface of the route to ``address`` (``ip -6 route get``)."""
     out = subprocess.run(
         ["ip", "-6", "-j", "route", "get", str(address)],
@@ -237,7 +246,7 @@ def route_interface(address: IPv6Address) -> str:
         return str(json.loads(out.stdout)[0]["dev"])
     except (ValueError, LookupError, TypeError):
         raise ConfigError(
-            f"[lmap] uplink: not set and no route to {address} "
+            f"{where}: [lmap] uplink: not set and no route to {address} "
             f"({out.stderr.strip() or 'ip route get failed'})"
         ) from None
 
@@ -265,18 +274,31 @@ class LmapDaemon:
         self._started = 0.0
         self.malformed = 0
         self._stopping = False
+        self._dp_started = False  # dp.start() was tried: stop() undoes it
+        self._up = False  # start() completed
 
     async def start(self) -> None:
+        """Start serving; a ``ConfigError`` names the key a failure stems from."""
         cfg = self.config
         now = time.time()
         self._started = now
 
+        def fail(key: str, why: object) -> ConfigError:
+            return ConfigError(f"{cfg.source}: [lmap] {key}: {why}")
+
         # binding store first: the data plane is reconciled from it
-        self.store = BindingStore(cfg.state)
-        saved = self.store.get_meta("bri_sequence")
-        bri_sequence = int(saved) if saved else random.randrange(1 << 16)
+        try:
+            self.store = BindingStore(cfg.state)
+            saved = self.store.get_meta("bri_sequence")
+            stored = self.store.load()
+        except StoreError as exc:
+            raise fail("state", exc) from None
+        try:
+            bri_sequence = int(saved) if saved else random.randrange(1 << 16)
+        except ValueError:
+            bri_sequence = random.randrange(1 << 16)
         self.engine = LmapEngine(cfg.settings(), bri_sequence=bri_sequence)
-        restored = self.engine.restore(self.store.load(), now)
+        restored = self.engine.restore(stored, now)
         # the cache is long-lived: keep the cyclic collector from walking it
         gc.collect()
         gc.freeze()
@@ -289,8 +311,12 @@ class LmapDaemon:
             uplink = cfg.uplink or ""
         else:
             uplink = cfg.uplink or route_interface(
-                _first_address(cfg.mpas[0], cfg.address)
+                _first_address(cfg.mpas[0], cfg.address), cfg.source
             )
+            try:
+                socket.if_nametoindex(uplink)
+            except OSError:
+                raise fail("uplink", f"no interface named {uplink!r}") from None
             # pyroute2's IPRoute runs its own event loop and refuses a thread
             # whose loop is running: kernel backends get one worker thread
             self._dp_thread = concurrent.futures.ThreadPoolExecutor(
@@ -302,9 +328,21 @@ class LmapDaemon:
             dp.lmap_setup(cfg.address, uplink)
             dp.lmap_reconcile(forwarding)
 
-        await self._on_dataplane(setup)
+        self._dp_started = True
+        try:
+            await self._on_dataplane(setup)
+        except DataPlaneError as exc:
+            raise fail("dataplane", f"{dp.name}: {exc}") from None
 
-        self.sock = MobilitySocket(cfg.address)
+        if not address_is_local(cfg.address):
+            log.warning(
+                "address %s is on no interface of this namespace: no PBU can reach it",
+                cfg.address,
+            )
+        try:
+            self.sock = MobilitySocket(cfg.address)
+        except OSError as exc:
+            raise fail("address", f"cannot open a raw MH socket: {exc}") from None
         self._own = cfg.address
         self.sock.intern_local(cfg.address)
         self.sock.set_handler(self._datagram)
@@ -312,8 +350,12 @@ class LmapDaemon:
             cfg.control_socket,
             {"bindings": self._cmd_bindings, "status": self._cmd_status},
         )
-        await self.control.start()
+        try:
+            await self.control.start()
+        except OSError as exc:
+            raise fail("control_socket", exc) from None
         self._schedule()
+        self._up = True
         log.info(
             "LMAP %s up: profile %s, data plane %s, %d bindings restored",
             cfg.address,
@@ -337,7 +379,7 @@ class LmapDaemon:
                 self.store.set_meta("bri_sequence", str(self.engine.bri_sequence))
             self.store.close()
         dp = self.dataplane
-        if dp is not None:
+        if dp is not None and self._dp_started:
             try:
                 await self._on_dataplane(
                     lambda: dp.stop(keep=self.config.keep_forwarding)
@@ -346,7 +388,8 @@ class LmapDaemon:
                 log.error("data plane stop: %s", exc)
         if self._dp_thread is not None:
             self._dp_thread.shutdown(wait=True)
-        log.info("LMAP %s stopped", self.config.address)
+        if self._up:
+            log.info("LMAP %s stopped", self.config.address)
 
     # --- input ---------------------------------------------------------------------
 
@@ -594,10 +637,26 @@ class LmapDaemon:
             "bri_unanswered": c.bri_unanswered,
             "malformed": self.malformed,
             "ignored": c.ignored,
+            "binding_errors": c.binding_errors,
             "store_writes": self.store.writes,
             "socket_drops": self.sock.dropped,
             "send_errors": self.sock.send_errors,
         }
+
+
+def address_is_local(address: IPv6Address) -> bool:
+    """Whether an interface of this namespace holds ``address`` (any state)."""
+    out = subprocess.run(
+        ["ip", "-6", "-j", "addr", "show", "to", f"{address}/128"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        links = json.loads(out.stdout or "[]")
+        return any(link.get("addr_info") for link in links)
+    except (ValueError, AttributeError):
+        return True  # cannot tell: no warning rather than a false one
 
 
 def _first_address(network: IPv6Network, own: IPv6Address) -> IPv6Address:
@@ -615,7 +674,9 @@ def _first_address(network: IPv6Network, own: IPv6Address) -> IPv6Address:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="the LMAP's TOML config file")
-    parser.add_argument("--log-level", help="override [lmap] log_level")
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, help="override [lmap] log_level"
+    )
 
 
 async def serve(config: LmapConfig) -> None:
@@ -637,10 +698,18 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"pmip6 lmap: {exc}", file=sys.stderr)
         return 2
-    setup_logging(args.log_level or config.log_level)
+    try:
+        setup_logging(args.log_level or config.log_level)
+    except ValueError as exc:
+        print(f"pmip6 lmap: --log-level: {exc}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(serve(config))
-    except (ConfigError, DataPlaneError, OSError) as exc:
-        log.error("%s", exc)
+    except ConfigError as exc:
+        # a start-up failure the config can fix: named like a parse error
+        print(f"pmip6 lmap: {exc}", file=sys.stderr)
+        return 2
+    except (DataPlaneError, OSError) as exc:
+        print(f"pmip6 lmap: {exc}", file=sys.stderr)
         return 1
     return 0

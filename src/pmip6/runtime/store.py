@@ -33,25 +33,49 @@ CREATE TABLE IF NOT EXISTS bindings (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+
+class StoreError(Exception):
+    """The state file cannot be opened or read as a binding store."""
+
+
 _UPSERT = "INSERT OR REPLACE INTO bindings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _DELETE = "DELETE FROM bindings WHERE nai = ?"
 
 
 class BindingStore:
     def __init__(self, path: str) -> None:
+        """Open (or create) the store; raise ``StoreError`` saying why not."""
         self.path = path
-        if path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        try:
+            if path != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open {path!r}: {_reason(exc)}") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(
+                f"{path!r} is not a usable binding store: {_reason(exc)}"
+            ) from None
         self._dirty: dict[str, Binding | None] = {}
         self.writes = 0  # rows written, for the status command
 
     # --- reading -------------------------------------------------------------
 
     def load(self) -> list[Binding]:
+        """The stored bindings; raise ``StoreError`` for a foreign table."""
+        try:
+            return self._load()
+        except (sqlite3.Error, ValueError, TypeError, AttributeError) as exc:
+            raise StoreError(
+                f"{self.path!r} holds no readable bindings: {_reason(exc)}"
+            ) from None
+
+    def _load(self) -> list[Binding]:
         rows = self._db.execute(
             "SELECT nai, loa, prefix_length, care_of, lifetime, expires_at, "
             "sequence, fingerprint, prev_care_of, prev_sequence FROM bindings"
@@ -162,3 +186,9 @@ class BindingStore:
     def close(self) -> None:
         self.flush()
         self._db.close()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
