@@ -29,6 +29,7 @@ from pmip6.wire.mh import (
     AssignedHomeAddress,
     BindingAcknowledgement,
     BindingCacheConfirmation,
+    BindingError,
     BindingRevocationAcknowledgement,
     BindingRevocationIndication,
     BindingUpdate,
@@ -379,3 +380,50 @@ def test_forwarding_failure_answers_143_in_process(tmp_path: Path) -> None:
     assert [c[0] for c in fake.calls_to("lmap_bind")] == [
         IPv6Network("2001:db8:1:1::/64")
     ] * 2
+
+
+def test_peer_faults_get_escaped_warnings_and_binding_errors(setup: Setup) -> None:
+    setup.start()
+    mpa1 = Peer(setup.mpa, MPA1)
+    try:
+        # RFC 6275 9.2: an unrecognised MH Type gets a Binding Error, Status 2
+        unknown = b"\x3b\x00\xc8\x00\x00\x00\x00\x00"  # MH type 200
+        mpa1.send(unknown)
+        be = mpa1.recv()
+        assert isinstance(be, BindingError)
+        assert (be.status, be.home_address) == (2, A("::"))
+        mpa1.send(unknown)
+        assert mpa1.quiet()  # rate-limited
+
+        # an identifier with bytes that are no NAI: 128, nothing bound
+        bad = b"\xff\xfe\x00\n\x1b[31mX"
+        mpa1.send(
+            BindingUpdate(
+                1,
+                BUFlags.A | BUFlags.P,
+                75,
+                (MobileNodeIdentifier(bad), AssignedHomeAddress(64, LOA)),
+            )
+        )
+        ba = mpa1.recv()
+        assert isinstance(ba, BindingAcknowledgement) and ba.status == 128
+        assert setup.ctl("bindings") == []
+        assert setup.ctl("status")["binding_errors"] == 1
+    finally:
+        mpa1.close()
+    assert setup.stop() == 0
+    log = setup.log.read_text()
+    assert "\x1b" not in log
+    (warning,) = [line for line in log.splitlines() if "refused PBU" in line]
+    assert "WARNING" in warning and repr(bad) in warning
+    assert "binding error sent" in log  # DEBUG
+
+
+def test_address_on_no_interface_is_warned_about(setup: Setup) -> None:
+    text = setup.config.read_text().replace(f'"{LMAP}"', '"fd00::99"')
+    setup.config.write_text(text)
+    setup.start()
+    assert setup.stop() == 0
+    log = setup.log.read_text()
+    (line,) = [x for x in log.splitlines() if "no PBU can reach it" in x]
+    assert "WARNING" in line and "fd00::99" in line
