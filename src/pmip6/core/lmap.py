@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
+from pmip6.core.mherror import BindingErrorLimiter, unrecognized_mh_type
 from pmip6.core.seqno import seq_add, seq_greater
 from pmip6.wire.mh import (
     LIFETIME_UNIT,
@@ -74,7 +75,6 @@ from pmip6.wire.mh import (
     BAFlags,
     BindingAcknowledgement,
     BindingCacheConfirmation,
-    BindingError,
     BindingRevocationAcknowledgement,
     BindingRevocationIndication,
     BindingUpdate,
@@ -109,7 +109,6 @@ _KIND_AHA = 2
 # RFC 4282 2.2: a NAI of at most 253 octets (what RADIUS can carry)
 NAI_MAX_OCTETS = 253
 # RFC 6275 6.1.9: Binding Error status "unrecognized MH Type value"
-BE_STATUS_UNRECOGNIZED_MH_TYPE = 2
 
 
 def _mask(prefix_length: int) -> int:
@@ -410,7 +409,7 @@ class LmapEngine:
         # are unique: one sorted set of them finds any overlap with one search
         self._by_lnp: dict[int, Binding] = {}
         self._lnp_starts = _SortedInts()
-        self._binding_errors: dict[IPv6Address, float] = {}
+        self._binding_errors = BindingErrorLimiter(settings.binding_error_interval)
         self._expiry: list[tuple[float, str]] = []
         self._pending: dict[int, _Revocation] = {}
         self._retry: list[tuple[float, int]] = []
@@ -931,23 +930,11 @@ class LmapEngine:
     ) -> list[Effect]:
         self.counters.ignored += 1
         detail = f"unrecognized MH Type {msg.mh_type}"
-        # 9.3.3: never to a non-unicast source; rate-limited per peer
-        if src.is_multicast or src.is_unspecified:
+        error = unrecognized_mh_type(src, self._binding_errors, now)
+        if error is None:
+            # 9.3.3: never to a non-unicast source; rate-limited per peer
             return [Event(EventKind.IGNORED, "", peer=src, detail=detail)]
-        sent = self._binding_errors
-        last = sent.get(src)
-        if last is not None and now - last < self.settings.binding_error_interval:
-            return [
-                Event(
-                    EventKind.IGNORED, "", peer=src, detail=detail + " (rate-limited)"
-                )
-            ]
-        if len(sent) > 65536:
-            sent.clear()  # bounded against spoofed sources
-        sent[src] = now
         self.counters.binding_errors += 1
-        # no Home Address option is processed here: the field is unspecified
-        error = BindingError(BE_STATUS_UNRECOGNIZED_MH_TYPE, IPv6Address(0))
         return [
             Send(error, src),
             Event(EventKind.BINDING_ERROR, "", peer=src, detail=detail, status=2),
