@@ -214,7 +214,7 @@ def test_reply_delivers_and_registers_the_address_with_the_aha() -> None:
         ),
         1.02,
     )
-    assert of(accepted, Attach) == [Attach(IPv6Network(ADDR1), BR, LMAP)]
+    assert of(accepted, Attach) == [Attach(LNP1, BR, LMAP)]
     v = e.visitor(MAC1)
     assert v is not None and v.state is State.REGISTERED and v.loa == ADDR1
 

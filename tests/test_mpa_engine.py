@@ -198,7 +198,7 @@ def test_pba_success_attaches_and_sends_ra() -> None:
     # no RA while the registration is outstanding
     assert of(e.router_solicitation(MAC1, BR, LL1, 0.2), SendRa) == []
     effects = e.mh_received(LMAP, pba(pbu, loa=LOA1), 0.3)
-    assert of(effects, Attach) == [Attach(IPv6Network(LOA1), BR, LMAP)]
+    assert of(effects, Attach) == [Attach(LNP1, BR, LMAP)]
     ras = of(effects, SendRa)
     assert len(ras) == 1  # the waiting RS and the unsolicited RA are one
     ra = ras[0]
@@ -206,9 +206,11 @@ def test_pba_success_attaches_and_sends_ra() -> None:
     assert ra.autonomous and not ra.managed and ra.router_lifetime == 1800
     v = e.visitor(MAC1)
     assert v is not None and v.state is State.REGISTERED and v.loa == LOA1
-    # RS after registration: answered at once, same content
-    again = of(e.router_solicitation(MAC1, BR, LL1, 5), SendRa)
-    assert again == [ra]
+    # RS after registration: answered within MAX_RA_DELAY_TIME, same content
+    assert of(e.router_solicitation(MAC1, BR, LL1, 5), SendRa) == []
+    at = e.next_deadline()
+    assert at is not None and 5 <= at <= 5.5
+    assert of(e.tick(at), SendRa) == [ra]
 
 
 def test_roam_without_rs_gets_unsolicited_ra_to_all_nodes() -> None:
@@ -236,7 +238,8 @@ def test_bce_missing_sends_ra_then_dad_registers_loa() -> None:
     assert of(effects, Attach) == [] and len(of(effects, SendRa)) == 1
     assert e.visitor(MAC1).state is State.AWAITING_LOA  # type: ignore[union-attr]
     # RSs are answered while the MS configures itself
-    assert len(of(e.router_solicitation(MAC1, BR, LL1, 1), SendRa)) == 1
+    e.router_solicitation(MAC1, BR, LL1, 1)
+    assert len(of(e.tick(1.5), SendRa)) == 1
     # a DAD for a link-local address says nothing about the LoA
     assert pbus(e.dad_ns(MAC1, BR, LL1, 1.5)) == []
     second = pbus(e.dad_ns(MAC1, BR, LOA1, 2))
@@ -245,7 +248,7 @@ def test_bce_missing_sends_ra_then_dad_registers_loa() -> None:
         AssignedHomeAddress(64, LOA1)
     )
     effects = e.mh_received(LMAP, pba(second[0], loa=LOA1), 2.1)
-    assert of(effects, Attach) == [Attach(IPv6Network(LOA1), BR, LMAP)]
+    assert of(effects, Attach) == [Attach(LNP1, BR, LMAP)]
 
 
 def test_dad_outside_lnp_is_ignored() -> None:
@@ -259,7 +262,7 @@ def test_roam_bcc_answered_with_aha_learns_loa() -> None:
     e = engine()
     pbu = authenticated(e)
     effects = e.mh_received(LMAP, pba(pbu, loa=LOA1), 0.1)
-    assert of(effects, Attach) == [Attach(IPv6Network(LOA1), BR, LMAP)]
+    assert of(effects, Attach) == [Attach(LNP1, BR, LMAP)]
     assert e.visitor(MAC1).loa == LOA1  # type: ignore[union-attr]
 
 
@@ -421,7 +424,7 @@ def test_bri_drops_visitor_and_is_acknowledged() -> None:
         options=(MobileNodeIdentifier.from_nai("ms1@example.net"),),
     )
     effects = e.mh_received(LMAP, bri, 5)
-    assert of(effects, Detach) == [Detach(IPv6Network(LOA1))]
+    assert of(effects, Detach) == [Detach(LNP1)]
     bras = [e.message for e in of(effects, SendMh)]
     assert len(bras) == 1 and of(effects, SendMh)[0].dst == LMAP
     bra = bras[0]
@@ -454,7 +457,7 @@ def test_station_gone_deregisters_after_leave_delay() -> None:
     assert e.station_gone(MAC1, 10) == []
     assert e.next_deadline() == 13
     effects = e.tick(13)
-    assert of(effects, Detach) == [Detach(IPv6Network(LOA1))]
+    assert of(effects, Detach) == [Detach(LNP1)]
     out = pbus(effects)
     assert len(out) == 1 and out[0].lifetime == 0
     assert find_option(out[0].options, AssignedHomeAddress) is not None
@@ -474,7 +477,7 @@ def test_roam_revocation_during_leave_delay_sends_no_deregistration() -> None:
         options=(MobileNodeIdentifier.from_nai("ms1@example.net"),),
     )
     effects = e.mh_received(LMAP, bri, 10.05)
-    assert of(effects, Detach) == [Detach(IPv6Network(LOA1))]
+    assert of(effects, Detach) == [Detach(LNP1)]
     assert pbus(effects + e.tick(20)) == []
     assert e.visitor(MAC1) is None
 
@@ -547,7 +550,7 @@ def test_shutdown_detaches_without_deregistering() -> None:
     e = engine()
     registered(e)
     effects = e.shutdown()
-    assert effects == [Detach(IPv6Network(LOA1))]
+    assert effects == [Detach(LNP1)]
     assert len(e) == 0
 
 

@@ -157,7 +157,7 @@ def test_na_for_a_candidate_registers_it_with_aha() -> None:
     assert v is not None and v.state is State.REGISTERING and v.loa == EUI1
     assert v.loa_probe_at is None  # no more rounds
     effects = e.mh_received(LMAP, answer(pbu), 0.6)
-    assert of(effects, Attach) == [Attach(IPv6Network(EUI1), BR, LMAP)]
+    assert of(effects, Attach) == [Attach(LNP1, BR, LMAP)]
     assert v.state is State.REGISTERED and not v.loa_probed
     assert probes(run_until(e, 10.0)) == []
 

@@ -268,8 +268,9 @@ def test_linux_ms_gets_ra_and_autoconfigures(mpalab: MpaLab) -> None:
     assert "default via fe80::1" in routes
     assert str(LNP) not in routes
 
-    # the data plane delivers the LoA on the bridge
-    mpa_routes = mpalab.mpa.run("ip", "-6", "route", "show", str(loa)).stdout
+    # the data plane delivers the MS's LNP, its LoA with it, on the bridge
+    # (seed 7.3: everything the LMAP tunnels for the MS)
+    mpa_routes = mpalab.mpa.run("ip", "-6", "route", "show", str(LNP)).stdout
     assert "br0" in mpa_routes
 
     status = request(str(mpalab.run / "mpa.sock"), "status")
@@ -322,14 +323,16 @@ def test_stop_removes_state_and_socket(mpalab: MpaLab) -> None:
     mpalab.ms.run("ip", "link", "set", "eth0", "up")
     loa = _wait("an address in the LNP on the MS", lambda: _ms_global(mpalab.ms))
     _wait(
-        "the MPA's route to the LoA",
-        lambda: "br0" in mpalab.mpa.run("ip", "-6", "route", "show", str(loa)).stdout,
+        "the MPA's route to the LNP",
+        lambda: "br0" in mpalab.mpa.run("ip", "-6", "route", "show", str(LNP)).stdout,
     )
     mpa = mpalab.procs[1]
     mpa.terminate()
     assert mpa.wait(timeout=10) == 0
     assert not (mpalab.run / "mpa.sock").exists()
-    assert mpalab.mpa.run("ip", "-6", "route", "show", str(loa)).stdout == ""
+    assert mpalab.mpa.run("ip", "-6", "route", "show", str(LNP)).stdout == ""
+    route = mpalab.mpa.run("ip", "-6", "route", "get", str(loa), check=False).stdout
+    assert "br0" not in route
     # no de-registration on stop: the LMAP still holds the binding
     bindings = request(str(mpalab.run / "lmap.sock"), "bindings")
     assert [b["nai"] for b in bindings] == ["ms1@example.net"]
@@ -399,7 +402,7 @@ def test_roam_keeps_the_address_and_traffic(roamlab: MpaLab) -> None:
     assert _ms_global(env.ms) == loa
     [binding] = request(str(env.run / "lmap.sock"), "bindings")
     assert binding["care_of"] == "fd00::12"
-    assert env.mpa.run("ip", "-6", "route", "show", str(loa)).stdout == ""
+    assert env.mpa.run("ip", "-6", "route", "show", str(LNP)).stdout == ""
     time.sleep(3.5)  # past MPA1's leave_delay: still no de-registration
     [binding] = request(str(env.run / "lmap.sock"), "bindings")
     assert binding["care_of"] == "fd00::12"
@@ -515,6 +518,46 @@ def test_restarted_mpa_takes_its_station_back(cnlab: MpaLab) -> None:
         print(env.log("mpa"))
         print(env.log("lmap"))
         raise
+
+
+def test_other_addresses_in_the_lnp_are_tunnelled_too(cnlab: MpaLab) -> None:
+    # seed 7.3: the MPA intercepts all packets from the MS, so a second
+    # address in its LNP (as a privacy/temporary address is) reaches the CN
+    # through the tunnel and is answered back through it, like the LoA
+    env = cnlab
+    env.start_all()
+    env.ms.run("ip", "link", "set", "eth0", "up")
+    loa = _wait("an address in the LNP on the MS", lambda: _ms_global(env.ms))
+    _wait("CN -> MS", lambda: _ping(env.cn, loa))
+    other = LNP[0xBEEF]
+    assert other != loa
+    env.ms.run("ip", "-6", "addr", "add", f"{other}/64", "dev", "eth0", "nodad")
+    try:
+        _wait(
+            "MS (second address) -> CN",
+            lambda: env.ms.ok(
+                "ping",
+                "-6",
+                "-c",
+                "1",
+                "-W",
+                "1",
+                "-I",
+                str(other),
+                "2001:db8:ffff::2",
+                timeout=5,
+            ),
+        )
+        _wait("CN -> MS second address", lambda: _ping(env.cn, other))
+    except AssertionError:
+        print(env.log("mpa"))
+        print(env.log("lmap"))
+        raise
+    # the MPA delivers and tunnels the whole LNP, as the LMAP binds it
+    routes = env.mpa.run("ip", "-6", "route", "show", str(LNP)).stdout
+    assert "br0" in routes
+    rules = env.mpa.run("ip", "-6", "rule", "show").stdout
+    assert f"from {LNP} iif br0" in rules
 
 
 def test_no_namespace_left_behind() -> None:

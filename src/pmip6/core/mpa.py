@@ -41,6 +41,7 @@ from __future__ import annotations
 import enum
 import heapq
 import logging
+import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
@@ -76,7 +77,14 @@ from pmip6.wire.mh import (
     UnknownMessage,
     find_option,
 )
-from pmip6.wire.nd import modified_eui64, solicited_node
+from pmip6.wire.nd import (
+    ND_HOP_LIMIT,
+    FrameKind,
+    LinkFrame,
+    NAFlags,
+    modified_eui64,
+    solicited_node,
+)
 from pmip6.wire.profile import DRAFT00, Profile
 
 ALL_NODES = IPv6Address("ff02::1")
@@ -88,6 +96,8 @@ MAX_BINDACK_TIMEOUT = 32.0
 HANDOFF_UNKNOWN = 4
 ATT_IEEE_802_3 = 3
 LINK_LOCAL = IPv6Network("fe80::/10")
+# RFC 4861 10: the answer to an RS waits a random time up to this (6.2.6)
+MAX_RA_DELAY_TIME = 0.5
 
 
 class State(enum.Enum):
@@ -118,6 +128,50 @@ TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
         (State.FAILED, State.REGISTERING),
     }
 )
+
+
+# --- validity of received ND messages -------------------------------------------
+
+
+def nd_invalid(frame: LinkFrame) -> str | None:
+    """Why an RS, NS or NA must be silently discarded, or None if it is valid.
+
+    The checks of RFC 4861 6.1.1 (RS) and 7.1.1 (NS, NA) that the decoder
+    leaves to its caller (lengths, checksum and option lengths are checked
+    when decoding). A Hop Limit other than 255 means the message crossed a
+    router and did not come from the link. Other frames are not judged here.
+    """
+    kind = frame.kind
+    if kind not in (
+        FrameKind.ROUTER_SOLICITATION,
+        FrameKind.NEIGHBOR_SOLICITATION,
+        FrameKind.NEIGHBOR_ADVERTISEMENT,
+    ):
+        return None
+    if frame.hop_limit != ND_HOP_LIMIT:
+        return f"Hop Limit {frame.hop_limit}, not {ND_HOP_LIMIT}"
+    if frame.icmp_code != 0:
+        return f"ICMP Code {frame.icmp_code}, not 0"
+    unspecified = frame.src_ip.is_unspecified
+    if kind is FrameKind.ROUTER_SOLICITATION:
+        if unspecified and frame.source_lladdr is not None:
+            return "source link-layer address option from the unspecified address"
+        return None
+    target = frame.target
+    if target is None or target.is_multicast:
+        return f"Target Address {target} is multicast"
+    if kind is FrameKind.NEIGHBOR_SOLICITATION:
+        if unspecified and frame.dst_ip != solicited_node(target):
+            return (
+                f"DAD probe to {frame.dst_ip}, not the solicited-node "
+                f"address of {target}"
+            )
+        if unspecified and frame.source_lladdr is not None:
+            return "source link-layer address option from the unspecified address"
+        return None
+    if frame.dst_ip.is_multicast and frame.na_flags & NAFlags.S:
+        return "Solicited flag set on a multicast advertisement"
+    return None
 
 
 # --- effects ------------------------------------------------------------------
@@ -252,6 +306,8 @@ class MpaSettings:
     leave_delay: float = 3.0
     router_lifetime: int = 1800
     ra_mtu: int | None = None
+    # RFC 4861 6.2.6: an RA answering an RS waits uniformly 0..this, seconds
+    ra_delay_max: float = MAX_RA_DELAY_TIME
     retry_after: float = 30.0  # wait after a refusal by the LMAP or a give-up
     aaa_retry: float = 2.0  # wait after AAA could not answer
     # DHCPv6 server for stations whose profile names none (seed 6.3 item 3)
@@ -287,6 +343,7 @@ _TIMER_FIELDS = frozenset(
         "leaving_at",
         "dhcp_deadline",
         "loa_probe_at",
+        "ra_at",
     }
 )
 
@@ -314,6 +371,8 @@ class Visitor:
     attached: IPv6Network | None = None
     pending: _Transaction | None = None
     rs_pending: bool = False
+    # the delayed answer to an RS (RFC 4861 6.2.6): one per station at a time
+    ra_at: float | None = None
     candidates: list[IPv6Address] = field(default_factory=list)
     static_candidates: list[IPv6Address] = field(default_factory=list)
     last_heard: float = 0.0
@@ -357,8 +416,15 @@ class Visitor:
 class MpaEngine:
     """The visitor list of one MPA and the rules that drive it."""
 
-    def __init__(self, settings: MpaSettings, initial_sequence: int = 0) -> None:
+    def __init__(
+        self,
+        settings: MpaSettings,
+        initial_sequence: int = 0,
+        rng: random.Random | None = None,
+    ) -> None:
         self.settings = settings
+        # draws the RS answer delays (RFC 4861 6.2.6); tests pass a seeded one
+        self._rng = rng if rng is not None else random.Random()
         self._visitors: dict[str, Visitor] = {}
         # indexes to MAC, checked against the entry on use (so a stale one is
         # harmless): a PBA by sequence, a BRI by NAI, a DAD target by LoA
@@ -382,6 +448,7 @@ class MpaEngine:
             "pba_received": 0,
             "pba_ignored": 0,
             "ra_sent": 0,
+            "ra_delayed": 0,
             "bri_received": 0,
             "give_ups": 0,
             "dhcp_relayed": 0,
@@ -461,6 +528,7 @@ class MpaEngine:
                 v.leaving_at,
                 v.dhcp_deadline,
                 v.loa_probe_at,
+                v.ra_at,
             )
             if t is not None
         ]
@@ -509,10 +577,25 @@ class MpaEngine:
         if v is None:
             return effects
         if v.state in (State.REGISTERED, State.AWAITING_LOA):
-            self._send_ra(v, effects)
+            self._answer_rs(v, now, effects)
         elif v.state in (State.AUTHENTICATING, State.REGISTERING):
             v.rs_pending = True
         return effects
+
+    def _answer_rs(self, v: Visitor, now: float, effects: list[Effect]) -> None:
+        """RFC 4861 6.2.6: the RA answering an RS waits a random 0..max delay.
+
+        One answer per station is pending at a time: further RSs within the
+        delay are answered by the same RA.
+        """
+        if v.ra_at is not None:
+            return
+        delay = self._rng.uniform(0.0, self.settings.ra_delay_max)
+        if delay <= 0.0:
+            self._send_ra(v, effects)
+            return
+        self.counters["ra_delayed"] += 1
+        v.ra_at = now + delay
 
     def dad_ns(
         self, mac: str, access: str, target: IPv6Address, now: float
@@ -856,6 +939,14 @@ class MpaEngine:
         if v.loa_probe_at is not None and now >= v.loa_probe_at:
             self._loa_probe_round(v, now, effects)
 
+        if v.ra_at is not None and now >= v.ra_at:
+            v.ra_at = None
+            if v.profile is not None and v.state in (
+                State.REGISTERED,
+                State.AWAITING_LOA,
+            ):
+                self._send_ra(v, effects)
+
         # presence: probe an idle MS, declare it gone after absent_timeout
         if v.next_probe is not None:
             if now - v.last_heard >= s.absent_timeout:
@@ -1139,11 +1230,7 @@ class MpaEngine:
                 )
             self._set_loa(v, aha.home_address)
 
-        if self.settings.profile.aha_option_type is None:
-            target: IPv6Network | None = v.profile.lnp
-        else:
-            target = IPv6Network(v.loa) if v.loa is not None else None
-        if target is None:
+        if self.settings.profile.aha_option_type is not None and v.loa is None:
             self._warn_once(
                 effects, v, "noaha", "PBA accepted without a LoA; waiting for DAD"
             )
@@ -1154,6 +1241,12 @@ class MpaEngine:
             return
 
         v.loa_probed = False  # the LMAP took it: an ordinary LoA from now on
+        # seed 7.3: the MPA tunnels all packets from the MS, so the whole LNP,
+        # as the LMAP binds and routes it, not just the LoA: the MS's other
+        # addresses in its LNP (RFC 8981 temporary ones) go through the tunnel
+        # too. The LNP is the prefix assigned to this MS (seed 3) and the LMAP
+        # refuses overlapping LNPs, so this takes no other station's traffic
+        target = v.profile.lnp
         v.lifetime = ba.lifetime * LIFETIME_UNIT
         v.expires = now + v.lifetime
         v.refresh_at = now + v.lifetime * self.settings.refresh_ratio
@@ -1174,7 +1267,9 @@ class MpaEngine:
         )
         self._start_probing(v, now)
         # answer a waiting RS, and in any case tell a roaming MS (which sends
-        # no RS) that its router is here: one unsolicited unicast RA
+        # no RS) that its router is here: one unsolicited unicast RA (seed 6.2).
+        # Sent at once: it follows the registration, not an RS, so the RFC 4861
+        # 6.2.6 delay for RS answers does not apply, and the handover waits on it
         self._send_ra(v, effects)
 
     def _on_bri(
@@ -1259,6 +1354,7 @@ class MpaEngine:
             )
         )
         v.rs_pending = False
+        v.ra_at = None  # this RA answers a pending RS too
         self.counters["ra_sent"] += 1
 
     # --- helpers ------------------------------------------------------------------

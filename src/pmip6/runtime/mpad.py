@@ -37,6 +37,7 @@ from typing import Any
 from pmip6.aaa import Aaa, AaaError, check_aaa_config, create_aaa
 from pmip6.core.dhcp_relay import client_frame
 from pmip6.core.mpa import (
+    MAX_RA_DELAY_TIME,
     AskAaa,
     Attach,
     Detach,
@@ -50,6 +51,7 @@ from pmip6.core.mpa import (
     SendNa,
     SendNs,
     SendRa,
+    nd_invalid,
 )
 from pmip6.dataplane import BACKENDS, DataPlane, DataPlaneError, create
 from pmip6.runtime.access import (
@@ -107,6 +109,7 @@ class MpaConfig:
     configure_access: bool
     log_level: str
     aaa: dict[str, Any] = field(default_factory=dict)
+    ra_delay_max: float = MAX_RA_DELAY_TIME
     base: Path | None = None
     # the config file's name, for errors found when the daemon starts
     source: str = "config"
@@ -120,6 +123,7 @@ class MpaConfig:
             leave_delay=self.leave_delay,
             router_lifetime=self.router_lifetime,
             ra_mtu=self.ra_mtu,
+            ra_delay_max=self.ra_delay_max,
             dhcp_server=self.dhcp_server,
             profile=profile_named(self.profile),
         )
@@ -137,6 +141,7 @@ _KEYS = {
     "leave_delay",
     "router_lifetime",
     "ra_mtu",
+    "ra_delay_max",
     "dhcp_server",
     "profile",
     "dataplane",
@@ -280,6 +285,8 @@ def parse_config(
         leave_delay=number("leave_delay", 3.0, 0.0, 3600.0),
         router_lifetime=integer("router_lifetime", 1800, 0, 9000),
         ra_mtu=ra_mtu,
+        # RFC 4861 6.2.6, 10: at most MAX_RA_DELAY_TIME; 0 answers at once
+        ra_delay_max=number("ra_delay_max", MAX_RA_DELAY_TIME, 0.0, MAX_RA_DELAY_TIME),
         dhcp_server=dhcp_server,
         profile=profile,
         dataplane=dataplane,
@@ -435,6 +442,8 @@ class MpaDaemon:
         self._dp_started = False  # dataplane.start() was called: stop() undoes it
         self._closed = False
         self.malformed_mh = 0
+        # RS, NS and NA failing RFC 4861 6.1.1 / 7.1.1 checks, dropped
+        self.nd_invalid = 0
         self.timings: dict[str, AttachTiming] = {}
         # the kernel backends are synchronous (pyroute2's IPRoute runs its own
         # event loop and refuses a thread whose loop is running): every data
@@ -585,6 +594,14 @@ class MpaDaemon:
         """One decoded frame from the access link ``ifname``."""
         mac = frame.src_mac
         if mac == self.config.virtual_mac or int(mac[:2], 16) & 1:
+            return
+        reason = nd_invalid(frame)
+        if reason is not None:
+            # RFC 4861 6.1.1, 7.1.1: silently discarded, not even a sign of life
+            self.nd_invalid += 1
+            log.debug(
+                "%s: %s from %s discarded: %s", ifname, frame.kind.value, mac, reason
+            )
             return
         now = time.monotonic()
         kind = nd.FrameKind
@@ -861,6 +878,7 @@ class MpaDaemon:
             **self.engine.counters,
             "malformed_frames": sum(k.malformed for k in self.links.values()),
             "malformed_mh": self.malformed_mh,
+            "nd_invalid": self.nd_invalid,
             "frames_received": sum(k.received for k in self.links.values()),
             "frames_sent": sum(k.sent for k in self.links.values()),
             "attach_timings": timings,
