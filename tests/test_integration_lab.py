@@ -100,6 +100,11 @@ def neighbour(lab: Lab, node: str, address: IPv6Address) -> str:
     return out.stdout.strip()
 
 
+def logs(lab: Lab) -> str:
+    """The end of every daemon's log, for failure messages."""
+    return "\n".join(f"--- {d}\n{lab.log_tail(d, 25)}" for d in lab.daemon_names())
+
+
 def nai(ms: str) -> str:
     return f"{ms}@example.net"
 
@@ -134,6 +139,7 @@ def test_two_stations_on_one_mpa_are_both_served(domain: Domain) -> None:
         assert wait_for(lambda ms=ms: converged(lab, ms, "mpa1"), 3.0), (
             lab.bindings(),
             lab.all_visitors(),
+            logs(lab),
         )
         b = lab.binding_for(nai(ms))
         assert b is not None
@@ -145,7 +151,9 @@ def test_two_stations_on_one_mpa_are_both_served(domain: Domain) -> None:
 def test_status_shows_daemons_bindings_and_visitors(domain: Domain) -> None:
     report = domain.lab.status()
     assert all(d["alive"] for d in report["daemons"].values())
-    assert {b["nai"] for b in report["bindings"]} == {nai("ms1"), nai("ms2")}
+    assert {b["nai"] for b in report["bindings"]} == {nai("ms1"), nai("ms2")}, logs(
+        domain.lab
+    )
     assert len(report["visitors"]["mpa1"]) == 2
     assert report["stations"]["ms1"]["addresses"] == [str(domain.loas["ms1"])]
 
@@ -192,6 +200,7 @@ def test_handover_keeps_loa_ping_and_moves_the_binding(fresh: Fresh) -> None:
             assert wait_for(lambda to=to: converged(lab, "ms1", to), 3.0), (
                 lab.bindings(),
                 lab.all_visitors(),
+                logs(lab),
             )
             # the previous MPA forgot the MS's neighbour entry too: pings that
             # reached it after the MS left must not leave one that would hold
@@ -213,6 +222,7 @@ def test_station_that_leaves_briefly_keeps_its_binding(fresh: Fresh) -> None:
     assert wait_for(lambda: converged(lab, "ms1", "mpa1"), 5.0, interval=0.1), (
         lab.bindings(),
         lab.all_visitors(),
+        logs(lab),
     )
     assert lab.loa("ms1") == loa
     assert lab.ping("cn", loa)
@@ -237,6 +247,7 @@ def test_station_that_switches_off_and_on_is_served_again(fresh: Fresh) -> None:
     assert wait_for(lambda: converged(lab, "ms1", "mpa1"), 5.0, interval=0.1), (
         lab.bindings(),
         lab.all_visitors(),
+        logs(lab),
     )
     b = lab.binding_for(nai("ms1"))
     assert b is not None and b["loa"] == str(loa)

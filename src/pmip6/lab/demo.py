@@ -230,11 +230,21 @@ class Demo:
             f"the LMAP binds {ms.nai} / {loa} to {mpa} ({care_of})",
             f"binding is {b}",
         )
-        here = lab.visitor_entries(ms.nai)
+
+        # the new MPA registers on the PBA, the old one forgets on the
+        # revocation: both a moment after the LMAP moved the binding
+        def served_by_one() -> bool:
+            here = lab.visitor_entries(ms.nai)
+            return (
+                list(here) == [mpa]
+                and len(here[mpa]) == 1
+                and here[mpa][0].get("state") == "registered"
+            )
+
         self.check(
-            list(here) == [mpa] and len(here[mpa]) == 1,
-            f"{mpa} and no other MPA has {ms.nai} as visitor",
-            f"visitor entries: {here}",
+            bool(wait_for(served_by_one, 3.0)),
+            f"{mpa} and no other MPA has {ms.nai} as a registered visitor",
+            f"visitor entries: {lab.visitor_entries(ms.nai)}",
         )
 
     def _describe(
