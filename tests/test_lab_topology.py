@@ -7,6 +7,7 @@ will read, against the daemons' and the AAA backend's own parsers.
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 import tomllib
 from ipaddress import IPv6Address, IPv6Network
@@ -262,3 +263,50 @@ def test_format_status_marks_missing_parts() -> None:
     assert "2001:db8:1:1::10" in text
     assert "fd00::11" in text
     assert "unavailable: no daemon" in text
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"lab": {"mpas": "x"}}, "[lab] mpas = 'x': an integer"),
+        ({"lab": {"mpas": 0}}, "mpas = 0: between 1 and 50"),
+        ({"lab": {"lifetime": 1.5}}, "[lab] lifetime = 1.5: an integer"),
+        ({"lab": {"absent_timeout": "soon"}}, "[lab] absent_timeout = 'soon'"),
+        ({"lab": {"name": 7}}, "[lab] name = 7: a string"),
+        ({"lab": {"dhcp": "yes"}}, "[lab] dhcp = 'yes': true or false"),
+        ({"ms": []}, "0 stations, between 1 and"),
+        ({"ms": [{}] * 101}, "101 stations, between 1 and 100"),
+        ({"ms": [{"lnp": "nonsense"}]}, "[[ms]] 1 lnp:"),
+        ({"ms": [{}, {"known": "no"}]}, "[[ms]] 2 known = 'no': true or false"),
+        ({"ms": [{"mac": 5}]}, "[[ms]] 1 mac = 5: a string"),
+        ({"ms": "ms1"}, "one [[ms]] table per station"),
+    ],
+)
+def test_bad_values_name_their_key(data: dict, message: str) -> None:
+    with pytest.raises(TopologyError, match=re.escape(message)):
+        Topology.from_dict(data)
+
+
+def test_explicit_zero_mpas_is_not_the_default() -> None:
+    with pytest.raises(TopologyError, match="mpas = 0"):
+        Topology.from_dict({"lab": {"mpas": 3}}, mpas=0)
+
+
+@pytest.mark.parametrize("mss", [0, -1, 101])
+def test_default_refuses_station_counts_out_of_range(mss: int) -> None:
+    with pytest.raises(TopologyError, match=f"mss = {mss}: between 1 and 100"):
+        Topology.default("pm", mss=mss)
+
+
+def test_load_failures_name_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexist.toml"
+    with pytest.raises(TopologyError, match=re.escape(f"{missing}: No such file")):
+        Topology.load(missing)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[lab\nmpas = 2\n")
+    with pytest.raises(TopologyError, match=re.escape(f"{broken}: not valid TOML")):
+        Topology.load(broken)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[lab]\nmpas = "x"\n')
+    with pytest.raises(TopologyError, match=re.escape(f"{bad}: [lab] mpas = 'x'")):
+        Topology.load(bad)

@@ -64,6 +64,9 @@ ACCESS_IF = "br0"  # MPA: the base station bridge; transport namespace: the swit
 MS_IF = "eth0"  # MS: its only interface
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
+# stations per lab: each is a namespace and a veth pair; the default names,
+# MACs and LNPs (ms_mac, ms_lnp) stay distinct well beyond this
+MAX_MSS = 100
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
 
@@ -178,6 +181,8 @@ class Topology:
     @classmethod
     def default(cls, name: str = "pm", mpas: int = 2, mss: int = 1) -> Topology:
         """CN, LMAP, ``mpas`` MPAs and ``mss`` stations, all starting at mpa1."""
+        if not 1 <= mss <= MAX_MSS:
+            raise TopologyError(f"mss = {mss}: between 1 and {MAX_MSS}")
         stations = tuple(
             MsSpec(
                 name=f"ms{k}",
@@ -211,17 +216,25 @@ class Topology:
         if unknown:
             raise TopologyError(f"unknown [lab] keys: {', '.join(sorted(unknown))}")
         topo = cls(
-            name=name or lab.get("name", "pm"),
-            mpas=mpas or int(lab.get("mpas", 2)),
-            profile=lab.get("profile", "draft-00"),
-            dataplane=lab.get("dataplane", "auto"),
-            log_level=lab.get("log_level", "info"),
-            lifetime=int(lab.get("lifetime", 300)),
-            absent_timeout=float(lab.get("absent_timeout", 3.0)),
-            aaa=lab.get("aaa", "file"),
-            dhcp=lab.get("dhcp", False),
+            name=name if name is not None else _get(lab, "[lab]", "name", str, "pm"),
+            mpas=mpas if mpas is not None else _get(lab, "[lab]", "mpas", int, 2),
+            profile=_get(lab, "[lab]", "profile", str, "draft-00"),
+            dataplane=_get(lab, "[lab]", "dataplane", str, "auto"),
+            log_level=_get(lab, "[lab]", "log_level", str, "info"),
+            lifetime=_get(lab, "[lab]", "lifetime", int, 300),
+            absent_timeout=float(_get(lab, "[lab]", "absent_timeout", float, 3.0)),
+            aaa=_get(lab, "[lab]", "aaa", str, "file"),
+            dhcp=_get(lab, "[lab]", "dhcp", bool, False),
         )
         entries = data.get("ms", [{}])
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) for e in entries
+        ):
+            raise TopologyError("ms: one [[ms]] table per station")
+        if not 1 <= len(entries) <= MAX_MSS:
+            raise TopologyError(
+                f"[[ms]]: {len(entries)} stations, between 1 and {MAX_MSS}"
+            )
         stations = []
         for k, entry in enumerate(entries, start=1):
             unknown = set(entry) - {"name", "mac", "nai", "lnp", "at", "known"}
@@ -229,15 +242,21 @@ class Topology:
                 raise TopologyError(
                     f"unknown [[ms]] keys: {', '.join(sorted(unknown))}"
                 )
-            ms_name = entry.get("name", f"ms{k}")
+            where = f"[[ms]] {k}"
+            ms_name = _get(entry, where, "name", str, f"ms{k}")
+            lnp = _get(entry, where, "lnp", str, str(ms_lnp(k)))
+            try:
+                network = IPv6Network(lnp)
+            except ValueError as exc:
+                raise TopologyError(f"{where} lnp: {exc}") from None
             stations.append(
                 MsSpec(
                     name=ms_name,
-                    mac=str(entry.get("mac", ms_mac(k))).lower(),
-                    nai=entry.get("nai", f"{ms_name}@example.net"),
-                    lnp=IPv6Network(entry.get("lnp", str(ms_lnp(k)))),
-                    at=entry.get("at", "mpa1"),
-                    known=bool(entry.get("known", True)),
+                    mac=_get(entry, where, "mac", str, ms_mac(k)).lower(),
+                    nai=_get(entry, where, "nai", str, f"{ms_name}@example.net"),
+                    lnp=network,
+                    at=_get(entry, where, "at", str, "mpa1"),
+                    known=_get(entry, where, "known", bool, True),
                 )
             )
         topo = replace(topo, stations=tuple(stations))
@@ -248,8 +267,18 @@ class Topology:
     def load(
         cls, path: str | Path, name: str | None = None, mpas: int | None = None
     ) -> Topology:
-        with open(path, "rb") as f:
-            return cls.from_dict(tomllib.load(f), name=name, mpas=mpas)
+        # every failure names the file (and the key, where there is one)
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except OSError as exc:
+            raise TopologyError(f"{path}: {exc.strerror or exc}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise TopologyError(f"{path}: not valid TOML: {exc}") from None
+        try:
+            return cls.from_dict(data, name=name, mpas=mpas)
+        except TopologyError as exc:
+            raise TopologyError(f"{path}: {exc}") from None
 
     def with_station(self, spec: MsSpec) -> Topology:
         topo = replace(self, stations=(*self.stations, spec))
@@ -268,6 +297,10 @@ class Topology:
             raise TopologyError(f"aaa = {self.aaa!r}: one of {', '.join(AAA_BACKENDS)}")
         if not 1 <= self.mpas <= 50:
             raise TopologyError(f"mpas = {self.mpas}: between 1 and 50")
+        if not 1 <= len(self.stations) <= MAX_MSS:
+            raise TopologyError(
+                f"{len(self.stations)} stations: between 1 and {MAX_MSS}"
+            )
         names = [s.name for s in self.stations]
         if len(set(names)) != len(names):
             raise TopologyError("two stations share a name")
@@ -395,6 +428,23 @@ class Topology:
                 for s in self.stations
             ],
         }
+
+
+def _get(table: dict[str, Any], where: str, key: str, kind: type, default: Any) -> Any:
+    """``table[key]`` checked to be a ``kind`` (an int passes for a float)."""
+    value = table.get(key, default)
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        names = {
+            str: "a string",
+            int: "an integer",
+            float: "a number",
+            bool: "true or false",
+        }
+        raise TopologyError(f"{where} {key} = {value!r}: {names[kind]}")
+    return value
 
 
 def _value(v: Any) -> str:
