@@ -209,3 +209,35 @@ def test_down_without_state_removes_the_labs_namespaces_only() -> None:
     finally:
         lab.down()
         lab_module.ip("netns", "del", other, check=False)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--mpas", "0"], "mpas = 0: between 1 and 50"),
+        (["--mss", "0"], "mss = 0: between 1 and 100"),
+        (["--mss", "-1"], "mss = -1: between 1 and 100"),
+        (["--mss", "101"], "mss = 101: between 1 and 100"),
+        (["NONEXIST.toml"], "{dir}/NONEXIST.toml: No such file or directory"),
+        (["BROKEN.toml"], "{dir}/BROKEN.toml: not valid TOML"),
+        (["BADMPAS.toml"], "{dir}/BADMPAS.toml: [lab] mpas = 'x': an integer"),
+        (["NOMS.toml"], "{dir}/NOMS.toml: [[ms]]: 0 stations"),
+    ],
+)
+def test_cli_up_refuses_bad_options_and_files_in_one_line(
+    tmp_path, options: list[str], message: str
+) -> None:
+    (tmp_path / "BROKEN.toml").write_text("[lab\nmpas = 2\n")
+    (tmp_path / "BADMPAS.toml").write_text('[lab]\nmpas = "x"\n')
+    (tmp_path / "NOMS.toml").write_text("ms = []\n")
+    options = [str(tmp_path / o) if o.endswith(".toml") else o for o in options]
+    message = message.format(dir=tmp_path)
+    name = lab_name()
+    try:
+        up = pmip6("lab", "up", "--name", name, "--no-daemons", *options)
+        assert up.returncode == 2, up.stderr
+        assert up.stderr.startswith(f"pmip6 lab: {message}")
+        assert len(up.stderr.splitlines()) == 1, up.stderr
+        assert not {n for n in netns_list() if n.startswith(name + "-")}
+    finally:
+        pmip6("lab", "down", "--name", name)

@@ -5,6 +5,7 @@ pmip6 lab up [--name pm] [--mpas 2] [--mss 1] [--aaa file|radius] [--dhcp]
 pmip6 lab status [--name pm] [--json]
 pmip6 lab exec [--name pm] NODE -- CMD...
 pmip6 lab move [--name pm] MS MPA
+pmip6 lab restart [--name pm] DAEMON
 pmip6 lab down [--name pm]
 """
 
@@ -66,6 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mv = named("move", "hand an MS over to another MPA")
     mv.add_argument("ms")
     mv.add_argument("mpa")
+    rs = named("restart", "stop a daemon (if it runs) and start it again")
+    rs.add_argument("daemon", help="lmap, mpa1, mpa2, ...")
 
 
 def _say(text: str) -> None:
@@ -83,7 +86,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         return int(ACTIONS[args.action](args))
-    except (LabError, TopologyError) as exc:
+    except TopologyError as exc:
+        # a bad description or option: like a bad config, exit status 2
+        print(f"pmip6 lab: {exc}", file=sys.stderr)
+        return 2
+    except LabError as exc:
         print(f"pmip6 lab {args.action}: {exc}", file=sys.stderr)
         return 1
 
@@ -91,10 +98,15 @@ def run(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     if args.topology:
         topo = Topology.load(args.topology, name=args.name, mpas=args.mpas)
-        if args.mss:
+        if args.mss is not None:
             raise TopologyError("--mss applies to the built-in topology only")
     else:
-        topo = Topology.default(args.name, mpas=args.mpas or 2, mss=args.mss or 1)
+        # 0 is a value, not "not given": Topology refuses it
+        topo = Topology.default(
+            args.name,
+            mpas=2 if args.mpas is None else args.mpas,
+            mss=1 if args.mss is None else args.mss,
+        )
     if args.aaa:
         topo = replace(topo, aaa=args.aaa)
     if args.dhcp:
@@ -212,10 +224,18 @@ def _move(args: argparse.Namespace) -> int:
     return 0
 
 
+def _restart(args: argparse.Namespace) -> int:
+    lab = Lab.open(args.name)
+    pid = lab.restart_daemon(args.daemon, say=_say)
+    print(f"{args.daemon} is running (pid {pid}); log in {lab.log_path(args.daemon)}")
+    return 0
+
+
 ACTIONS = {
     "up": _up,
     "down": _down,
     "status": _status,
     "exec": _exec,
     "move": _move,
+    "restart": _restart,
 }

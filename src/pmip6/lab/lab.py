@@ -381,6 +381,30 @@ class Lab:
                 )
             time.sleep(0.05)
 
+    def restart_daemon(self, daemon: str, say: Say = _quiet) -> int:
+        """Stop ``daemon`` if it runs, start it as ``up`` does (same config,
+        same log, appended), record its new pid and wait until it answers."""
+        if daemon not in self.daemon_names():
+            known = ", ".join(self.daemon_names())
+            raise LabError(f"no daemon {daemon!r} in lab {self.topo.name} ({known})")
+        if self.topo.ns(daemon) not in netns_list():
+            raise LabError(f"namespace {self.topo.ns(daemon)} is missing")
+        if self.daemon_alive(daemon):
+            pid = self.state["pids"][daemon]
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            if not wait_for(lambda: _gone(pid), 5.0):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                wait_for(lambda: _gone(pid), 2.0)
+                say(f"{daemon} (pid {pid}) ignored SIGTERM; killed")
+            else:
+                say(f"stopped {daemon} (pid {pid})")
+        pid = self.start_daemon(daemon)
+        say(f"started {daemon} daemon (pid {pid})")
+        self.wait_daemon(daemon)
+        return pid
+
     # --- DHCPv6 (seed 6.3 item 3): Kea and the stations' dhclient ---------
 
     def kea(self) -> KeaServer:
@@ -675,6 +699,11 @@ def _reap(pid: int) -> None:
     """Collect a child's exit status so it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def _gone(pid: int) -> bool:
+    _reap(pid)
+    return not pid_alive(pid)
 
 
 def _addr(ns: str, dev: str, cidr: str) -> None:
