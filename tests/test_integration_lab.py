@@ -7,6 +7,8 @@ or unplug a station get a lab of their own (``fresh``), as does the demo.
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import signal
 import subprocess
@@ -289,6 +291,53 @@ def test_twenty_quick_moves_end_in_one_consistent_binding(fresh: Fresh) -> None:
     )
     assert total == 1
     assert lab.ping("cn", loa)
+
+
+def test_restart_brings_a_killed_mpa_back_and_the_ms_is_served(fresh: Fresh) -> None:
+    lab, loa = fresh.lab, fresh.loa
+    name = lab.topo.name
+    old = lab.state["pids"]["mpa1"]
+    os.kill(old, signal.SIGKILL)
+    assert wait_for(lambda: not lab.daemon_alive("mpa1"), 5.0)
+
+    def status() -> dict:
+        st = pmip6("lab", "status", "--name", name, "--json")
+        return dict(json.loads(st.stdout))
+
+    assert status()["daemons"]["mpa1"]["alive"] is False
+    before = lab.log_path("mpa1").read_bytes()
+    rs = pmip6("lab", "restart", "--name", name, "mpa1")
+    assert rs.returncode == 0, rs.stderr + logs(lab)
+    assert "mpa1 is running" in rs.stdout
+    report = status()
+    new = report["daemons"]["mpa1"]["pid"]
+    assert new != old and report["daemons"]["mpa1"]["alive"] is True
+    assert Lab.open(name).state["pids"]["mpa1"] == new
+    # the same log, appended: the first run's lines are still there
+    after = lab.log_path("mpa1").read_bytes()
+    assert after.startswith(before) and len(after) > len(before)
+    # this process's copy of the state, so the fixture's down() stops it
+    lab.state["pids"]["mpa1"] = new
+    ok = wait_for(lambda: converged(lab, "ms1", "mpa1"), 10.0, interval=0.1)
+    assert ok, (lab.bindings(), lab.all_visitors(), logs(lab))
+    assert lab.ping("cn", loa), logs(lab)
+    # a running daemon is stopped first, then started again
+    again = pmip6("lab", "restart", "--name", name, "mpa1")
+    assert again.returncode == 0, again.stderr
+    assert f"stopped mpa1 (pid {new})" in again.stdout
+    unknown = pmip6("lab", "restart", "--name", name, "mpa7")
+    assert unknown.returncode == 1
+    assert "no daemon 'mpa7'" in unknown.stderr
+
+
+def pmip6(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pmip6", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_demo_passes_and_removes_its_lab() -> None:
