@@ -61,8 +61,11 @@ _NLMSGHDR = struct.Struct("=IHHII")
 _RTMSG = struct.Struct("=BBBBBBBBI")
 _RTA = struct.Struct("=HH")
 
-#: messages per send(); ~100 octets each keeps a batch well under 64 KiB
-BATCH = 400
+#: messages per send(). Small batches pace the kernel's per-CPU allocator for
+#: seg6 state, which grows asynchronously: with 400 a 100k burst saw about half
+#: of its requests fail with ENOMEM and ran at half the rate of 25 (measured
+#: with bench/dataplane.py's sizes; 25-32 also keep the rate for 10k routes)
+BATCH = 32
 
 
 def _rta(kind: int, payload: bytes) -> bytes:
