@@ -252,6 +252,12 @@ def test_signalling_end_to_end(setup: Setup) -> None:
         ba = mpa2.recv()
         assert isinstance(ba, BindingAcknowledgement) and ba.status == 0
         assert setup.ctl("bindings") == []
+
+        # a first attach asks with the BCC and hears 141 (seed 9.1): the normal
+        # flow, so no warning
+        mpa1.send(pbu(3, nai="first@x", bcc=True))
+        ba = mpa1.recv()
+        assert isinstance(ba, BindingAcknowledgement) and ba.status == 141
     finally:
         for p in (mpa1, mpa2, rogue):
             p.close()
@@ -263,6 +269,8 @@ def test_signalling_end_to_end(setup: Setup) -> None:
     assert "WARNING pmip6.lmap: refused PBU from fd01::66 for x@y" in log
     assert "WARNING pmip6.lmap: malformed MH from fd00::11" in log
     assert "Traceback" not in log
+    assert "no binding for first@x asked by fd00::11 (status 141)" in log
+    assert not [ln for ln in log.splitlines() if "WARNING" in ln and "first@x" in ln]
     assert not os.path.exists(setup.sock)  # removed on SIGTERM
 
 

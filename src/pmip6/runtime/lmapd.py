@@ -572,6 +572,18 @@ class LmapDaemon:
                 event.peer,
                 extra,
             )
+        elif (
+            kind is EventKind.REFUSED
+            and event.status == self.profile.status_bce_missing
+        ):
+            # seed 9.1: "Binding Cache Entry missing" answers the BCC query of
+            # every first attach; it is the normal flow, not a peer fault
+            log.debug(
+                "no binding for %s asked by %s (status %s)",
+                event.nai,
+                event.peer,
+                event.status,
+            )
         elif kind is EventKind.REFUSED:
             self._warn(
                 ("refused", event.peer, event.status),
