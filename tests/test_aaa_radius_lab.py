@@ -69,3 +69,19 @@ def test_unknown_station_is_refused_by_radius(lab: Lab) -> None:
     assert wait_for(lambda: "02-00-00-00-AA-02" in log_path.read_text(), 15.0)
     assert "Login incorrect" in log_path.read_text()
     assert not any(v.get("nai") == "ms2@example.net" for v in lab.visitors("mpa1"))
+
+
+def test_demo_passes_with_radius() -> None:
+    import io
+
+    from pmip6.lab.demo import Demo
+    from pmip6.lab.lab import netns_list
+
+    out = io.StringIO()
+    name = f"rd{os.getpid() % 100000}"
+    code = Demo(name, out=out, aaa="radius").run()
+    text = out.getvalue()
+    assert code == 0, text
+    assert "PASSED" in text and text.count("layer-3 handover") == 2
+    assert "FreeRADIUS for AAA" in text
+    assert not {n for n in netns_list() if n.startswith(name + "-")}

@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from ipaddress import IPv6Address
 from types import FrameType
 from typing import Any
@@ -52,11 +53,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--moves", type=int, default=2, help="handovers: 2 is there and back"
     )
+    parser.add_argument(
+        "--aaa",
+        choices=("file", "radius"),
+        default="file",
+        help="where the MPAs get the MS's profile: the lab's profiles file, or "
+        "a FreeRADIUS server the lab runs (default: file)",
+    )
 
 
 class Demo:
-    def __init__(self, name: str, moves: int = 2, out: Any = None) -> None:
-        self.topo = Topology.default(name, mpas=2, mss=1)
+    def __init__(
+        self, name: str, moves: int = 2, out: Any = None, aaa: str = "file"
+    ) -> None:
+        self.topo = replace(Topology.default(name, mpas=2, mss=1), aaa=aaa)
         self.ms = self.topo.stations[0]
         self.moves = moves
         self.out = out or sys.stdout
@@ -97,6 +107,7 @@ class Demo:
             self.say(
                 "building: CN, LMAP, transport bridge, MPA1 and MPA2 each with "
                 "a bridge as base station, one MS"
+                + (", FreeRADIUS for AAA" if topo.aaa == "radius" else "")
             )
             self.lab.up(attach=False)
             self.say(
@@ -390,5 +401,5 @@ def run(args: argparse.Namespace) -> int:
         return 1
     name = args.name or f"demo{secrets.token_hex(2)}"
     signal.signal(signal.SIGTERM, _interrupt)
-    demo = Demo(name, moves=args.moves)
+    demo = Demo(name, moves=args.moves, aaa=args.aaa)
     return demo.run()
