@@ -17,14 +17,12 @@ import contextlib
 import gc
 import json
 import logging
-import os
 import random
 import signal
 import socket
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from ipaddress import IPv6Address, IPv6Network
@@ -43,7 +41,15 @@ from pmip6.core.lmap import (
     Send,
     Unbind,
 )
-from pmip6.dataplane import BACKENDS, DataPlane, DataPlaneError, create
+from pmip6.dataplane import DataPlane, DataPlaneError, create
+from pmip6.runtime.config import (
+    ConfigError,
+    Table,
+    addresses_to,
+    config_base,
+    read_toml,
+    warn_limited,
+)
 from pmip6.runtime.control import ControlServer
 from pmip6.runtime.logs import setup_logging
 from pmip6.runtime.mhsock import MobilitySocket
@@ -57,7 +63,7 @@ from pmip6.wire.mh import (
     encode_mh,
     find_option,
 )
-from pmip6.wire.profile import PROFILES, profile_named
+from pmip6.wire.profile import profile_named
 
 HELP = "run the Local Mobility Anchor Point daemon"
 
@@ -69,10 +75,6 @@ WARN_INTERVAL = 10.0  # seconds between two warnings about the same peer fault
 
 
 # --- configuration --------------------------------------------------------------
-
-
-class ConfigError(ValueError):
-    """The config file is unusable; the message names the file and the key."""
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,6 @@ def parse_config(
 ) -> LmapConfig:
     """Validate the ``[lmap]`` table; raise ``ConfigError`` naming the key."""
 
-    def fail(key: str, why: str) -> ConfigError:
-        return ConfigError(f"{where}: [lmap] {key}: {why}")
-
     section = data.get("lmap")
     if not isinstance(section, dict):
         raise ConfigError(f"{where}: missing [lmap] table")
@@ -132,17 +131,9 @@ def parse_config(
     others = sorted(set(data) - {"lmap"})
     if others:
         raise ConfigError(f"{where}: [{others[0]}]: unknown table (known: [lmap])")
-    unknown = sorted(set(section) - _KEYS)
-    if unknown:
-        raise fail(unknown[0], f"unknown key (known: {', '.join(sorted(_KEYS))})")
-
-    def text(key: str, default: str | None) -> str:
-        value = section.get(key, default)
-        if value is None:
-            raise fail(key, "required")
-        if not isinstance(value, str) or not value:
-            raise fail(key, f"expected a non-empty string, got {value!r}")
-        return value
+    table = Table(section, where, "lmap", base)
+    fail, text = table.fail, table.text
+    table.check_keys(_KEYS)
 
     def networks(key: str) -> tuple[IPv6Network, ...]:
         value = section.get(key)
@@ -168,9 +159,7 @@ def parse_config(
     except ValueError:
         raise fail("address", f"{address_text!r} is not an IPv6 address") from None
 
-    uplink = section.get("uplink")
-    if uplink is not None and (not isinstance(uplink, str) or not uplink):
-        raise fail("uplink", f"expected an interface name, got {uplink!r}")
+    uplink = table.uplink()
 
     max_lifetime = section.get("max_lifetime", 3600)
     if (
@@ -182,29 +171,13 @@ def parse_config(
             "max_lifetime", f"expected seconds from 4 to 262140, got {max_lifetime!r}"
         )
 
-    profile = text("profile", "draft-00")
-    if profile not in PROFILES:
-        raise fail(
-            "profile", f"{profile!r} is not one of {', '.join(sorted(PROFILES))}"
-        )
-
-    dataplane = text("dataplane", "auto")
-    if dataplane not in BACKENDS:
-        raise fail("dataplane", f"{dataplane!r} is not one of {', '.join(BACKENDS)}")
-
-    keep = section.get("keep_forwarding", False)
-    if not isinstance(keep, bool):
-        raise fail("keep_forwarding", f"expected true or false, got {keep!r}")
+    profile = table.profile()
+    dataplane = table.dataplane()
+    keep = table.flag("keep_forwarding", False)
 
     log_level = text("log_level", "info")
     if not isinstance(logging.getLevelName(log_level.upper()), int):
         raise fail("log_level", f"{log_level!r} is not debug, info, warning or error")
-
-    def path(key: str, default: str) -> str:
-        value = text(key, default)
-        if base is not None and not os.path.isabs(value):
-            value = str(base / value)
-        return value
 
     return LmapConfig(
         address=address,
@@ -214,8 +187,8 @@ def parse_config(
         max_lifetime=max_lifetime,
         profile=profile,
         dataplane=dataplane,
-        state=path("state", "/var/lib/pmip6/lmap.db"),
-        control_socket=path("control_socket", "/run/pmip6/lmap.sock"),
+        state=table.path("state", "/var/lib/pmip6/lmap.db"),
+        control_socket=table.path("control_socket", "/run/pmip6/lmap.sock"),
         keep_forwarding=keep,
         log_level=log_level,
         source=where,
@@ -224,14 +197,7 @@ def parse_config(
 
 def load_config(path: str) -> LmapConfig:
     """Read and validate a TOML file; relative paths are relative to it."""
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    return parse_config(data, path, Path(path).resolve().parent)
+    return parse_config(read_toml(path), path, config_base(path))
 
 
 def route_interface(address: IPv6Address, where: str = "config") -> str:
@@ -607,15 +573,7 @@ class LmapDaemon:
 
     def _warn(self, key: tuple[Any, ...], fmt: str, *args: Any) -> None:
         # peer faults: one line per fault and peer, at most every WARN_INTERVAL
-        now = time.monotonic()
-        last = self._warned.get(key)
-        if last is not None and now - last < WARN_INTERVAL:
-            log.debug(fmt, *args)
-            return
-        if len(self._warned) > 4096:
-            self._warned.clear()
-        self._warned[key] = now
-        log.warning(fmt, *args)
+        warn_limited(log, self._warned, WARN_INTERVAL, key, fmt, *args)
 
     # --- control -----------------------------------------------------------------
 
@@ -658,14 +616,8 @@ class LmapDaemon:
 
 def address_is_local(address: IPv6Address) -> bool:
     """Whether an interface of this namespace holds ``address`` (any state)."""
-    out = subprocess.run(
-        ["ip", "-6", "-j", "addr", "show", "to", f"{address}/128"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
     try:
-        links = json.loads(out.stdout or "[]")
+        links = json.loads(addresses_to(address) or "[]")
         return any(link.get("addr_info") for link in links)
     except (ValueError, AttributeError):
         return True  # cannot tell: no warning rather than a false one

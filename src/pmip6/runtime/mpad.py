@@ -20,14 +20,12 @@ import concurrent.futures
 import contextlib
 import json
 import logging
-import os
 import random
 import signal
 import socket
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
@@ -53,12 +51,20 @@ from pmip6.core.mpa import (
     SendRa,
     nd_invalid,
 )
-from pmip6.dataplane import BACKENDS, DataPlane, DataPlaneError, create
+from pmip6.dataplane import DataPlane, DataPlaneError, create
 from pmip6.runtime.access import (
     AccessInterfaceState,
     AccessLink,
     BridgeWatcher,
     configure_access_interface,
+)
+from pmip6.runtime.config import (
+    ConfigError,
+    Table,
+    addresses_to,
+    config_base,
+    read_toml,
+    warn_limited,
 )
 from pmip6.runtime.control import ControlServer
 from pmip6.runtime.logs import setup_logging
@@ -71,7 +77,7 @@ from pmip6.wire.mh import (
     decode_mh,
     encode_mh,
 )
-from pmip6.wire.profile import PROFILES, profile_named
+from pmip6.wire.profile import profile_named
 
 HELP = "run the Mobility Proxy Agent daemon"
 
@@ -83,10 +89,6 @@ MAX_TIMINGS = 1024  # attach timings kept for ``status``
 
 
 # --- configuration --------------------------------------------------------------
-
-
-class ConfigError(ValueError):
-    """The config file is unusable; the message names the file and the key."""
 
 
 @dataclass(frozen=True)
@@ -158,9 +160,6 @@ def parse_config(
 ) -> MpaConfig:
     """Validate the ``[mpa]`` and ``[aaa]`` tables; raise ``ConfigError``."""
 
-    def fail(key: str, why: str) -> ConfigError:
-        return ConfigError(f"{where}: [mpa] {key}: {why}")
-
     tables = sorted(set(data) - set(TABLES))
     if tables:
         raise ConfigError(
@@ -169,17 +168,9 @@ def parse_config(
     section = data.get("mpa")
     if not isinstance(section, dict):
         raise ConfigError(f"{where}: missing [mpa] table")
-    unknown = sorted(set(section) - _KEYS)
-    if unknown:
-        raise fail(unknown[0], f"unknown key (known: {', '.join(sorted(_KEYS))})")
-
-    def text(key: str, default: str | None) -> str:
-        value = section.get(key, default)
-        if value is None:
-            raise fail(key, "required")
-        if not isinstance(value, str) or not value:
-            raise fail(key, f"expected a non-empty string, got {value!r}")
-        return value
+    table = Table(section, where, "mpa", base)
+    fail, text = table.fail, table.text
+    table.check_keys(_KEYS)
 
     def address(key: str, default: str | None) -> IPv6Address:
         value = text(key, default)
@@ -209,9 +200,7 @@ def parse_config(
         return value
 
     own = address("address", None)
-    uplink = section.get("uplink")
-    if uplink is not None and (not isinstance(uplink, str) or not uplink):
-        raise fail("uplink", f"expected an interface name, got {uplink!r}")
+    uplink = table.uplink()
 
     access = section.get("access")
     if access is None:
@@ -236,14 +225,8 @@ def parse_config(
     if not vll.is_link_local:
         raise fail("virtual_link_local", f"{vll} is not a link-local address")
 
-    profile = text("profile", "draft-00")
-    if profile not in PROFILES:
-        raise fail(
-            "profile", f"{profile!r} is not one of {', '.join(sorted(PROFILES))}"
-        )
-    dataplane = text("dataplane", "auto")
-    if dataplane not in BACKENDS:
-        raise fail("dataplane", f"{dataplane!r} is not one of {', '.join(BACKENDS)}")
+    profile = table.profile()
+    dataplane = table.dataplane()
 
     ra_mtu = section.get("ra_mtu")
     if ra_mtu is not None:
@@ -253,17 +236,13 @@ def parse_config(
     if section.get("dhcp_server") is not None:
         dhcp_server = address("dhcp_server", None)
 
-    configure = section.get("configure_access", True)
-    if not isinstance(configure, bool):
-        raise fail("configure_access", f"expected true or false, got {configure!r}")
+    configure = table.flag("configure_access", True)
 
     log_level = text("log_level", "info")
     if log_level.lower() not in LOG_LEVELS:
         raise fail("log_level", f"{log_level!r} is not one of {', '.join(LOG_LEVELS)}")
 
-    control = text("control_socket", "/run/pmip6/mpa.sock")
-    if base is not None and not os.path.isabs(control):
-        control = str(base / control)
+    control = table.path("control_socket", "/run/pmip6/mpa.sock")
 
     aaa = data.get("aaa")
     if not isinstance(aaa, dict):
@@ -301,26 +280,13 @@ def parse_config(
 
 def load_config(path: str) -> MpaConfig:
     """Read and validate a TOML file; relative paths are relative to it."""
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    return parse_config(data, path, Path(path).resolve().parent)
+    return parse_config(read_toml(path), path, config_base(path))
 
 
 def address_interface(address: IPv6Address) -> str | None:
     """The interface that carries ``address`` (the default uplink), or None."""
-    out = subprocess.run(
-        ["ip", "-6", "-j", "addr", "show", "to", f"{address}/128"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
     try:
-        return str(json.loads(out.stdout)[0]["ifname"])
+        return str(json.loads(addresses_to(address))[0]["ifname"])
     except (ValueError, LookupError, TypeError):
         return None
 
@@ -844,15 +810,7 @@ class MpaDaemon:
                 log.debug("%s: send failed: %s", ifname, exc)
 
     def _warn(self, key: tuple[Any, ...], fmt: str, *args: Any) -> None:
-        now = time.monotonic()
-        last = self._warned.get(key)
-        if last is not None and now - last < WARN_INTERVAL:
-            log.debug(fmt, *args)
-            return
-        if len(self._warned) > 4096:
-            self._warned.clear()
-        self._warned[key] = now
-        log.warning(fmt, *args)
+        warn_limited(log, self._warned, WARN_INTERVAL, key, fmt, *args)
 
     # --- control -----------------------------------------------------------------
 
