@@ -38,7 +38,6 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pmip6.dataplane.base import DataPlaneError
 from pmip6.dataplane.kernel import (
     PREF_UPLINK,
-    PROTO,
     RT_TABLE_MAIN,
     TABLE_UPLINK_FIRST,
     TABLE_UPLINK_LAST,
@@ -158,7 +157,7 @@ class Ip6tnlDataPlane(KernelDataPlane):
             _ignore((errno.ENODEV,), lambda: self.ipr.link("del", ifname=name))
             table = self._tables.pop(peer, None)
             if table is not None:
-                self._del_route(IPv6Network("::/0"), table)
+                self.del_route(IPv6Network("::/0"), table)
 
     def remove_devices(self) -> None:
         for link in self.ipr.get_links():
@@ -171,32 +170,8 @@ class Ip6tnlDataPlane(KernelDataPlane):
     def _del_link(self, index: int) -> None:
         _ignore((errno.ENODEV,), lambda: self.ipr.link("del", index=index))
 
-    def _del_route(self, target: IPv6Network, table: int) -> None:
-        _ignore(
-            (errno.ESRCH, errno.ENOENT),
-            lambda: self.ipr.route(
-                "del",
-                family=socket.AF_INET6,
-                dst=str(target.network_address),
-                dst_len=target.prefixlen,
-                table=table,
-                proto=PROTO,
-            ),
-        )
-
     def _route(self, target: IPv6Network, oif: int, table: int) -> None:
-        retry_enomem(
-            lambda: self.ipr.route(
-                "replace",
-                family=socket.AF_INET6,
-                dst=str(target.network_address),
-                dst_len=target.prefixlen,
-                table=table,
-                proto=PROTO,
-                oif=oif,
-            ),
-            f"route {target}",
-        )
+        self.replace_route(target, table, oif, f"route {target}")
 
     # --- set-up -------------------------------------------------------------
 
@@ -231,7 +206,7 @@ class Ip6tnlDataPlane(KernelDataPlane):
         with self._lock:
             self._need()
             target = IPv6Network(target)
-            self._del_route(target, RT_TABLE_MAIN)
+            self.del_route(target, RT_TABLE_MAIN)
             old = self._lmap_targets.pop(target, None)
             if old is not None:
                 self._release(old)
@@ -243,7 +218,7 @@ class Ip6tnlDataPlane(KernelDataPlane):
             for r in self.our_routes(RT_TABLE_MAIN):
                 t = route_target(r)
                 if t not in want and t not in self._mpa_targets:
-                    self._del_route(t, RT_TABLE_MAIN)
+                    self.del_route(t, RT_TABLE_MAIN)
             for t in list(self._lmap_targets):
                 if t not in want:
                     self.lmap_unbind(t)
@@ -303,7 +278,7 @@ class Ip6tnlDataPlane(KernelDataPlane):
                     target.network_address
                 ):
                     self.del_rule(r)
-            self._del_route(target, RT_TABLE_MAIN)
+            self.del_route(target, RT_TABLE_MAIN)
             old = self._mpa_targets.pop(target, None)
             if old is not None:
                 self._release(old[1])
@@ -322,7 +297,7 @@ class Ip6tnlDataPlane(KernelDataPlane):
                     t = IPv6Network(f"{a['FRA_SRC']}/{r['src_len']}")
                     if t not in want:
                         self.del_rule(r)
-                        self._del_route(t, RT_TABLE_MAIN)
+                        self.del_route(t, RT_TABLE_MAIN)
             for t in list(self._mpa_targets):
                 if t not in want:
                     self.mpa_detach(t)

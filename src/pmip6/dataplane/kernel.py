@@ -242,6 +242,47 @@ class KernelDataPlane(DataPlane):
                     "del", family=socket.AF_INET6, ifindex=n["ifindex"], dst=dst
                 )
 
+    def del_route(self, target: IPv6Network, table: int) -> None:
+        """Delete a route of ours; one that is already gone is no error."""
+        _ignore(
+            (errno.ESRCH, errno.ENOENT),
+            lambda: self.ipr.route(
+                "del",
+                family=socket.AF_INET6,
+                dst=str(target.network_address),
+                dst_len=target.prefixlen,
+                table=table,
+                proto=PROTO,
+            ),
+        )
+
+    def replace_route(
+        self,
+        target: IPv6Network,
+        table: int,
+        oif: int,
+        what: str,
+        extra: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        """Add or replace a route of ours out of ``oif``.
+
+        ``extra`` gives further attributes (an encap), built afresh for each
+        try; ``what`` names the route in the error.
+        """
+        retry_enomem(
+            lambda: self.ipr.route(
+                "replace",
+                family=socket.AF_INET6,
+                dst=str(target.network_address),
+                dst_len=target.prefixlen,
+                table=table,
+                proto=PROTO,
+                oif=oif,
+                **(extra() if extra is not None else {}),
+            ),
+            what,
+        )
+
     def del_rule(self, r: Any) -> None:
         a = attrs(r)
         kw: dict[str, Any] = {

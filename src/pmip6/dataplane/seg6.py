@@ -48,7 +48,6 @@ from pmip6.dataplane.kernel import (
     TABLE_UPLINK_FIRST,
     TABLE_UPLINK_LAST,
     KernelDataPlane,
-    _ignore,
     attrs,
     normalise_bindings,
     retry_enomem,
@@ -197,36 +196,17 @@ class Seg6DataPlane(KernelDataPlane):
                 self.del_rule(r)
         for r in self.our_routes(TABLE_DECAP):
             if route_target(r).network_address not in self._owns:
-                self._del_route(route_target(r), TABLE_DECAP)
-
-    def _del_route(self, target: IPv6Network, table: int) -> None:
-        _ignore(
-            (errno.ESRCH, errno.ENOENT),
-            lambda: self.ipr.route(
-                "del",
-                family=socket.AF_INET6,
-                dst=str(target.network_address),
-                dst_len=target.prefixlen,
-                table=table,
-                proto=PROTO,
-            ),
-        )
+                self.del_route(route_target(r), TABLE_DECAP)
 
     def _encap_route(
         self, target: IPv6Network, segment: IPv6Address, oif: int, table: int
     ) -> None:
-        retry_enomem(
-            lambda: self.ipr.route(
-                "replace",
-                family=socket.AF_INET6,
-                dst=str(target.network_address),
-                dst_len=target.prefixlen,
-                table=table,
-                proto=PROTO,
-                oif=oif,
-                encap=seg6_encap(segment),
-            ),
+        self.replace_route(
+            target,
+            table,
+            oif,
             f"route {target} via {segment}",
+            lambda: {"encap": seg6_encap(segment)},
         )
 
     # --- LMAP ---------------------------------------------------------------
@@ -253,7 +233,7 @@ class Seg6DataPlane(KernelDataPlane):
     def lmap_unbind(self, target: IPv6Network) -> None:
         with self._lock:
             self._need()
-            self._del_route(IPv6Network(target), RT_TABLE_MAIN)
+            self.del_route(IPv6Network(target), RT_TABLE_MAIN)
 
     def lmap_current(self) -> dict[IPv6Network, IPv6Address]:
         """Bindings of ours in the kernel now (target -> care-of)."""
@@ -284,7 +264,7 @@ class Seg6DataPlane(KernelDataPlane):
                 self._bulk(gone, changed, oif)
             else:
                 for t in gone:
-                    self._del_route(t, RT_TABLE_MAIN)
+                    self.del_route(t, RT_TABLE_MAIN)
                 for t, c in changed:
                     self._encap_route(t, c, oif, RT_TABLE_MAIN)
             log.info(
@@ -388,17 +368,10 @@ class Seg6DataPlane(KernelDataPlane):
             table = self._uplink_table(lmap)
 
             # downlink: what End.DX6 decapsulates for the target leaves here
-            oif = self.ifindex(access)
-            retry_enomem(
-                lambda: self.ipr.route(
-                    "replace",
-                    family=socket.AF_INET6,
-                    dst=str(target.network_address),
-                    dst_len=target.prefixlen,
-                    table=RT_TABLE_MAIN,
-                    proto=PROTO,
-                    oif=oif,
-                ),
+            self.replace_route(
+                target,
+                RT_TABLE_MAIN,
+                self.ifindex(access),
                 f"route {target} dev {access}",
             )
 
@@ -436,7 +409,7 @@ class Seg6DataPlane(KernelDataPlane):
         }
         for table in self._uplink_tables().values():
             if table not in in_use:
-                self._del_route(IPv6Network("::/0"), table)
+                self.del_route(IPv6Network("::/0"), table)
 
     def mpa_detach(self, target: IPv6Network) -> None:
         with self._lock:
@@ -444,7 +417,7 @@ class Seg6DataPlane(KernelDataPlane):
             target = IPv6Network(target)
             for r in self._rules_for(target):
                 self.del_rule(r)
-            self._del_route(target, RT_TABLE_MAIN)
+            self.del_route(target, RT_TABLE_MAIN)
             self.forget_neighbours(target)
             self._gc_tables()
 
@@ -462,6 +435,6 @@ class Seg6DataPlane(KernelDataPlane):
             for r in self.our_routes(RT_TABLE_MAIN):
                 t = route_target(r)
                 if route_segment(r) is None and t not in want:
-                    self._del_route(t, RT_TABLE_MAIN)
+                    self.del_route(t, RT_TABLE_MAIN)
             for t, (access, lmap) in want.items():
                 self.mpa_attach(t, access, lmap)
