@@ -60,8 +60,8 @@ def moves(
         start, took = lab.move(ms.name, new)
         commands.append(took)
 
-        def seen(new: str = new, start: float = start) -> HandoverTimes | None:
-            t = handover_times(
+        def measured(new: str = new, start: float = start) -> HandoverTimes:
+            return handover_times(
                 tap.snapshot(start),
                 new,
                 ACCESS_IF,
@@ -70,6 +70,9 @@ def moves(
                 loa,
                 start,  # type: ignore[arg-type]
             )
+
+        def seen() -> HandoverTimes | None:
+            t = measured()
             done = t.echo_reply if complete == "reply" else t.first_frame
             if complete == "reply" and t.ra is None:
                 return None
@@ -78,15 +81,7 @@ def moves(
         t = wait_for(seen, 3.0, interval=0.005)
         if t is None:
             incomplete += 1
-            t = handover_times(
-                tap.snapshot(start),
-                new,
-                ACCESS_IF,
-                UPLINK_IF,
-                ms.mac,
-                loa,
-                start,  # type: ignore[arg-type]
-            )
+            t = measured()
         times.append(t)
         time.sleep(DWELL)
         if (i + 1) % 10 == 0:

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
@@ -269,16 +270,21 @@ def daemon_attach(stations: int) -> dict[str, list[float]]:
                 )
                 spans["daemon log: PBA -> RA"].append(t["pba_to_ra_ms"])
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            for ns in names.values():
-                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            _teardown(procs, names.values())
     return spans
+
+
+def _teardown(procs: list[subprocess.Popen[bytes]], namespaces: Iterable[str]) -> None:
+    """Stop the daemons (SIGTERM, then SIGKILL after 5 s) and delete the lab."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for ns in namespaces:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def _start_daemon(
@@ -422,15 +428,7 @@ def daemon_roam(moves: int) -> dict[str, list[float]]:
                 here = there
                 time.sleep(0.5)
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            for ns in names.values():
-                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            _teardown(procs, names.values())
     return spans
 
 

@@ -6,6 +6,7 @@ import logging
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
+from mpa_support import BR, LL1, LMAP, LNP1, MAC1, MAC2, MPA, of, pbus
 from pmip6.aaa.base import AddressMode, MsProfile
 from pmip6.core.dhcp_relay import interface_id_for_mac
 from pmip6.core.mpa import (
@@ -17,7 +18,6 @@ from pmip6.core.mpa import (
     MpaSettings,
     RelayDhcp,
     SendDhcp,
-    SendMh,
     SendRa,
     State,
 )
@@ -37,22 +37,13 @@ from pmip6.wire.mh import (
     BAFlags,
     BindingAcknowledgement,
     BindingCacheConfirmation,
-    BindingUpdate,
     find_option,
 )
 
-MPA = IPv6Address("fd00::11")
-LMAP = IPv6Address("fd00::1")
 KEA = IPv6Address("fd00::2")
 OTHER_SERVER = IPv6Address("fd00::3")
-MAC1 = "02:00:00:00:aa:01"
-MAC2 = "02:00:00:00:aa:02"
-LL1 = IPv6Address("fe80::ff:fe00:aa01")
 LL2 = IPv6Address("fe80::ff:fe00:aa02")
-LNP1 = IPv6Network("2001:db8:1:1::/64")
-LNP2 = IPv6Network("2001:db8:1:2::/64")
 ADDR1 = IPv6Address("2001:db8:1:1::100")
-BR = "br0"
 DUID1 = b"\x00\x03\x00\x01" + interface_id_for_mac(MAC1)
 
 
@@ -72,18 +63,6 @@ def profile(
 
 def engine(**kw: Any) -> MpaEngine:
     return MpaEngine(MpaSettings(address=MPA, **kw), initial_sequence=100)
-
-
-def of(effects: list[Effect], kind: type) -> list[Any]:
-    return [e for e in effects if isinstance(e, kind)]
-
-
-def pbus(effects: list[Effect]) -> list[BindingUpdate]:
-    return [
-        e.message
-        for e in effects
-        if isinstance(e, SendMh) and isinstance(e.message, BindingUpdate)
-    ]
 
 
 def warnings(effects: list[Effect]) -> list[str]:

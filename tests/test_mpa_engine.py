@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from mpa_support import BR, LL1, LMAP, LNP1, LOA1, MAC1, MAC2, MPA, of, pbus
 from pmip6.aaa.base import AddressMode, MsProfile
 from pmip6.core.mpa import (
     ALL_NODES,
@@ -15,7 +16,6 @@ from pmip6.core.mpa import (
     AskAaa,
     Attach,
     Detach,
-    Effect,
     LogEvent,
     MpaEngine,
     MpaSettings,
@@ -42,16 +42,7 @@ from pmip6.wire.mh import (
 )
 from pmip6.wire.profile import RFC5213
 
-MPA = IPv6Address("fd00::11")
-LMAP = IPv6Address("fd00::1")
-MAC1 = "02:00:00:00:aa:01"
-MAC2 = "02:00:00:00:aa:02"
-LL1 = IPv6Address("fe80::ff:fe00:aa01")
-LNP1 = IPv6Network("2001:db8:1:1::/64")
-LNP2 = IPv6Network("2001:db8:1:2::/64")
-LOA1 = IPv6Address("2001:db8:1:1:0:ff:fe00:aa01")
 LOA2 = IPv6Address("2001:db8:1:2::2")
-BR = "br0"
 
 
 def profile(
@@ -65,18 +56,6 @@ def profile(
 
 def engine(**kw: Any) -> MpaEngine:
     return MpaEngine(MpaSettings(address=MPA, **kw), initial_sequence=100)
-
-
-def of(effects: list[Effect], kind: type) -> list[Any]:
-    return [e for e in effects if isinstance(e, kind)]
-
-
-def pbus(effects: list[Effect]) -> list[BindingUpdate]:
-    return [
-        e.message
-        for e in effects
-        if isinstance(e, SendMh) and isinstance(e.message, BindingUpdate)
-    ]
 
 
 def pba(

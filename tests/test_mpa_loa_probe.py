@@ -25,6 +25,7 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import Ether
 
+from mpa_support import BR, LL1, LMAP, LNP1, MAC1, MAC2, MPA, of, pbus
 from pmip6.aaa.base import MsProfile
 from pmip6.core.mpa import (
     Attach,
@@ -32,7 +33,6 @@ from pmip6.core.mpa import (
     LogEvent,
     MpaEngine,
     MpaSettings,
-    SendMh,
     SendNs,
     SendRa,
     State,
@@ -49,16 +49,9 @@ from pmip6.wire.mh import (
     find_option,
 )
 
-MPA = IPv6Address("fd00::11")
-LMAP = IPv6Address("fd00::1")
-MAC1 = "02:00:00:00:aa:01"
-MAC2 = "02:00:00:00:aa:02"
-LL1 = IPv6Address("fe80::ff:fe00:aa01")
-LNP1 = IPv6Network("2001:db8:1:1::/64")
 EUI1 = IPv6Address("2001:db8:1:1:0:ff:fe00:aa01")  # LNP1 + EUI-64 of MAC1
 IID = 0x1234  # a profile's PMIP6-Home-Interface-ID
 HOME1 = IPv6Address("2001:db8:1:1::1234")
-BR = "br0"
 
 
 def profile(
@@ -75,18 +68,6 @@ def profile(
 def engine(**kw: Any) -> MpaEngine:
     kw.setdefault("absent_timeout", 100.0)  # presence probing out of the way
     return MpaEngine(MpaSettings(address=MPA, **kw), initial_sequence=100)
-
-
-def of(effects: list[Effect], kind: type) -> list[Any]:
-    return [e for e in effects if isinstance(e, kind)]
-
-
-def pbus(effects: list[Effect]) -> list[BindingUpdate]:
-    return [
-        e.message
-        for e in effects
-        if isinstance(e, SendMh) and isinstance(e.message, BindingUpdate)
-    ]
 
 
 def probes(effects: list[Effect]) -> list[IPv6Address]:

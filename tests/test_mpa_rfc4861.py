@@ -26,6 +26,7 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import Ether
 
+from mpa_support import BR, LL1, LMAP, LNP1, LOA1, MAC1, MPA, of, pbus
 from pmip6.aaa.base import MsProfile
 from pmip6.core.mpa import (
     MAX_RA_DELAY_TIME,
@@ -34,7 +35,6 @@ from pmip6.core.mpa import (
     Effect,
     MpaEngine,
     MpaSettings,
-    SendMh,
     SendRa,
     State,
     nd_invalid,
@@ -51,30 +51,11 @@ from pmip6.wire.mh import (
 )
 from pmip6.wire.profile import RFC5213
 
-MPA = IPv6Address("fd00::11")
-LMAP = IPv6Address("fd00::1")
-MAC1 = "02:00:00:00:aa:01"
-LL1 = IPv6Address("fe80::ff:fe00:aa01")
-LNP1 = IPv6Network("2001:db8:1:1::/64")
-LOA1 = IPv6Address("2001:db8:1:1:0:ff:fe00:aa01")
 VLL = "fe80::1"
-BR = "br0"
 
 
 def profile(lnp: IPv6Network = LNP1, loa: IPv6Address | None = LOA1) -> MsProfile:
     return MsProfile(nai="ms1@example.net", lmap_address=LMAP, lnp=lnp, loa=loa)
-
-
-def of(effects: list[Effect], kind: type) -> list[Any]:
-    return [e for e in effects if isinstance(e, kind)]
-
-
-def pbus(effects: list[Effect]) -> list[BindingUpdate]:
-    return [
-        e.message
-        for e in effects
-        if isinstance(e, SendMh) and isinstance(e.message, BindingUpdate)
-    ]
 
 
 def accept(
