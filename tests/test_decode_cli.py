@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 from ipaddress import IPv6Address
 from pathlib import Path
@@ -322,10 +323,35 @@ def test_capture_cut_mid_record_still_shows_the_first_frames(
 ) -> None:
     path = tmp_path / "c.pcap"
     write_pcap(path, [ethernet_frame(pbu_packet())] * 2)
-    path.write_bytes(path.read_bytes()[:-20])
+    data = path.read_bytes()
+    for cut in (1, 20, len(ethernet_frame(pbu_packet())) - 1):
+        path.write_bytes(data[:-cut])
+        report = decode_json(capsys, path)
+        # the cut-off record is not shown as a frame cut short on the wire
+        assert report["summary"]["packets"] == 1
+        [entry] = report["messages"]
+        assert entry["name"] == "Proxy Binding Update"
+        assert "the last record is cut off" in report["summary"]["error"]
+    code, out, _ = run_decode(capsys, str(path))
+    assert code == 0
+    assert "capture ends early: the last record is cut off" in out.splitlines()[-1]
+
+
+def test_big_endian_pcap_is_read_whole(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "c.pcap"
+    frame = ethernet_frame(pbu_packet())
+    header = struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    record = struct.pack(">IIII", 1, 0, len(frame), len(frame)) + frame
+    path.write_bytes(header + record + record)
     report = decode_json(capsys, path)
-    assert report["summary"]["packets"] >= 1
-    assert report["messages"][0]["name"] == "Proxy Binding Update"
+    assert report["summary"]["packets"] == 2
+    assert "error" not in report["summary"]
+    path.write_bytes(header + record + record[:-3])
+    report = decode_json(capsys, path)
+    assert report["summary"]["packets"] == 1
+    assert "cut off" in report["summary"]["error"]
 
 
 # --- files that are not captures ---------------------------------------------------
@@ -359,3 +385,19 @@ def test_directory(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run_decode(capsys, str(tmp_path))
     assert code == 1
     assert "cannot read" in err
+
+
+def test_capture_from_a_pipe(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "c.pcap"
+    write_pcap(path, [ethernet_frame(pbu_packet())])
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, path.read_bytes())
+    os.close(write_fd)
+    try:
+        code, out, err = run_decode(capsys, f"/dev/fd/{read_fd}")
+    finally:
+        os.close(read_fd)
+    assert (code, err) == (0, "")
+    assert "Proxy Binding Update" in out

@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
+import io
 import json
 import os
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from ipaddress import IPv6Address
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import dpkt
 
@@ -91,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"pmip6 decode: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 1
     with handle:
+        if not handle.seekable():
+            # a pipe (tcpdump -w - | pmip6 decode /dev/stdin): read it whole,
+            # the readers look back at headers
+            handle = io.BytesIO(handle.read())  # type: ignore[assignment]
         try:
             reader = _open_capture(handle)
         except (ValueError, dpkt.Error, EOFError, OSError) as exc:
@@ -119,20 +124,55 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Capture:
-    """Frames of an opened capture with its link type."""
+    """Frames of an opened capture with its link type.
 
-    def __init__(self, reader: Any) -> None:
+    For a classic pcap file ``handle`` and ``byteorder`` let the last record be
+    checked: dpkt hands out a record cut off by the end of the file as if it
+    were a short frame, which would then read as a frame cut short on the wire.
+    """
+
+    def __init__(
+        self,
+        reader: Any,
+        handle: BinaryIO | None = None,
+        byteorder: Literal["little", "big"] = "little",
+    ) -> None:
         self.reader = reader
         self.linktype = int(reader.datalink())
         self.error: str | None = None
+        self._handle = handle
+        self._byteorder = byteorder
 
     def __iter__(self) -> Iterator[tuple[float, bytes]]:
+        frames = iter(self.reader)
         try:
-            for timestamp, frame in self.reader:
+            while True:
+                start = self._handle.tell() if self._handle is not None else 0
+                try:
+                    timestamp, frame = next(frames)
+                except StopIteration:
+                    return
+                wanted = self._incl_len(start)
+                if wanted is not None and len(frame) < wanted:
+                    self.error = (
+                        f"capture ends early: the last record is cut off "
+                        f"({len(frame)} of {wanted} octets)"
+                    )
+                    return
                 yield float(timestamp), bytes(frame)
         except (ValueError, dpkt.Error, EOFError, OSError) as exc:
             # a capture cut off mid-record still has its first frames to show
             self.error = f"capture ends early: {exc or type(exc).__name__}"
+
+    def _incl_len(self, start: int) -> int | None:
+        """The incl_len of the classic pcap record header at ``start``."""
+        if self._handle is None:
+            return None
+        end = self._handle.tell()
+        self._handle.seek(start + 8)  # after ts_sec and ts_usec
+        field = self._handle.read(4)
+        self._handle.seek(end)
+        return int.from_bytes(field, self._byteorder) if len(field) == 4 else None
 
 
 def _open_capture(handle: BinaryIO) -> _Capture:
@@ -140,7 +180,11 @@ def _open_capture(handle: BinaryIO) -> _Capture:
     handle.seek(0)
     if magic == _PCAPNG_MAGIC:
         return _Capture(dpkt.pcapng.Reader(handle))
-    return _Capture(dpkt.pcap.Reader(handle))
+    reader = dpkt.pcap.Reader(handle)
+    # the magic number reads a1b2c3d4 (or a1b23c4d, nanoseconds) in the
+    # writer's byte order
+    little = magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")
+    return _Capture(reader, handle, "little" if little else "big")
 
 
 def decode_capture(capture: _Capture, profile: Profile) -> dict[str, Any]:
