@@ -287,9 +287,11 @@ def test_handover_answers_new_mpa_and_revokes_previous() -> None:
     feed(e, pbu(5), MPA1, 0.0)
     fx = feed(e, pbu(1), MPA2, 10.0)
     assert reply(fx).status == 0
-    assert [
-        s.dst for s in sends(fx) if isinstance(s.message, BindingAcknowledgement)
-    ] == [MPA2]
+    # the PBA to the new MPA goes out before the BRI to the previous one
+    assert [(type(s.message), s.dst) for s in sends(fx)] == [
+        (BindingAcknowledgement, MPA2),
+        (BindingRevocationIndication, MPA1),
+    ]
     bri, dst = bri_of(fx)
     assert dst == MPA1
     assert bri.flags & BRFlags.P

@@ -818,6 +818,7 @@ class LmapEngine:
         if effects is None:
             effects = []
         previous = b.care_of
+        revocation: Send | None = None
         if previous is not care_of:
             # handover (seed 6.4): move the route, revoke the previous MPA
             b.prev_care_of = previous
@@ -835,7 +836,7 @@ class LmapEngine:
                     detail=f"from {previous}",
                 )
             )
-            effects.append(self._revoke(b.nai, previous, now))
+            revocation = self._revoke(b.nai, previous, now)
 
         granted = min(msg.lifetime, self._max_units)
         b.sequence = msg.sequence
@@ -849,6 +850,10 @@ class LmapEngine:
         self.counters.accepted += 1
         effects.append(Save(b))
         effects.append(Send(self._accept_reply(msg, b, mnid, echo, aha), care_of))
+        if revocation is not None:
+            # the new MPA is answered first (seed 6.4): the MS waits on its PBA
+            # for its RA, while the old MPA's clean-up can come a moment later
+            effects.append(revocation)
         return effects
 
     def _accept_reply(
