@@ -407,11 +407,36 @@ def test_servers_from_config_secret_and_secret_env() -> None:
     [
         ({"address": "127.0.0.1"}, "exactly one of"),
         ({"address": "127.0.0.1", "secret": "a", "secret_env": "B"}, "exactly one"),
-        ({"address": "127.0.0.1", "secret_env": "UNSET_VAR"}, "'UNSET_VAR' is not set"),
-        ({"secret": "a"}, "needs an 'address'"),
-        ({"address": "radius.example", "secret": "a"}, "does not appear"),
-        ({"address": "127.0.0.1", "port": 0, "secret": "a"}, "out of range"),
-        ({"address": "127.0.0.1", "secret": ""}, "empty secret"),
+        (
+            {"address": "127.0.0.1", "secret_env": "UNSET_VAR"},
+            r"servers\[0\]\.secret_env: environment variable 'UNSET_VAR' is not set",
+        ),
+        ({"secret": "a"}, r"\[aaa\] servers\[0\]\.address: required"),
+        (
+            {"address": "radius.example", "secret": "a"},
+            r"servers\[0\]\.address: 'radius\.example' is not an IPv4 or IPv6",
+        ),
+        (
+            {"address": "127.0.0.1", "port": 0, "secret": "a"},
+            r"\[aaa\] servers\[0\]\.port: expected 1 to 65535, got 0",
+        ),
+        (
+            {"address": "127.0.0.1", "port": 70000, "secret": "a"},
+            r"\[aaa\] servers\[0\]\.port: expected 1 to 65535, got 70000",
+        ),
+        (
+            {"address": "127.0.0.1", "port": "1812", "secret": "a"},
+            r"\[aaa\] servers\[0\]\.port: expected 1 to 65535, got '1812'",
+        ),
+        (
+            {"address": "127.0.0.1", "secret": ""},
+            r"\[aaa\] servers\[0\]\.secret: expected a non-empty string",
+        ),
+        (
+            {"address": "127.0.0.1", "secret": "a", "bogus": 1},
+            r"\[aaa\] servers\[0\]\.bogus: unknown key \(known: address, port, "
+            r"secret, secret_env\)",
+        ),
     ],
 )
 def test_servers_from_config_refuses(entry: dict[str, Any], message: str) -> None:
@@ -436,7 +461,7 @@ def test_create_aaa_builds_radius() -> None:
     ("config", "message"),
     [
         ({"backend": "ldap"}, "unknown"),
-        ({"backend": "radius"}, "non-empty 'servers'"),
+        ({"backend": "radius"}, r"\[aaa\] servers: expected a non-empty list"),
         ({"backend": "file"}, "needs a 'file'"),
         ({"backend": "file", "file": "p.toml", "foo": 1}, r"\[aaa\] foo: unknown key"),
         ({"file": "p.toml", "servers": []}, r"\[aaa\] servers: unknown key"),
@@ -448,7 +473,27 @@ def test_create_aaa_builds_radius() -> None:
             },
             r"\[aaa\] timeot: unknown key for backend 'radius'",
         ),
-        ({"backend": "radius", "servers": "fd00::1"}, r"\[aaa\] "),
+        ({"backend": "radius", "servers": "fd00::1"}, r"\[aaa\] servers: "),
+        (
+            {"backend": "radius", "servers": [{"address": "::1", "secret": "x"}]}
+            | {"timeout": 0},
+            r"\[aaa\] timeout: expected a positive number of seconds, got 0$",
+        ),
+        (
+            {"backend": "radius", "servers": [{"address": "::1", "secret": "x"}]}
+            | {"timeout": "2"},
+            r"\[aaa\] timeout: expected a positive number of seconds, got '2'",
+        ),
+        (
+            {"backend": "radius", "servers": [{"address": "::1", "secret": "x"}]}
+            | {"retries": 1.5},
+            r"\[aaa\] retries: expected an integer from 0 up, got 1\.5",
+        ),
+        (
+            {"backend": "radius", "servers": [{"address": "::1", "secret": "x"}]}
+            | {"nas_identifier": ""},
+            r"\[aaa\] nas_identifier: expected a non-empty string",
+        ),
         ({"backend": "file", "file": 7}, r"\[aaa\] file: expected a path"),
     ],
 )

@@ -115,7 +115,11 @@ def test_config_defaults_and_relative_paths(tmp_path: Path) -> None:
         ({"profile": "rfc9999"}, "[lmap] profile: 'rfc9999' is not one of"),
         ({"dataplane": "gre"}, "[lmap] dataplane: 'gre' is not one of"),
         ({"keep_forwarding": "yes"}, "[lmap] keep_forwarding: expected true"),
-        ({"log_level": "loud"}, "[lmap] log_level: 'loud'"),
+        (
+            {"log_level": "loud"},
+            "[lmap] log_level: 'loud' is not one of debug, info, warning, error, "
+            "critical",
+        ),
         ({"uplink": 3}, "[lmap] uplink: expected an interface name"),
         ({"prefix": ["x"]}, "[lmap] prefix: unknown key"),
     ],
@@ -258,3 +262,21 @@ def test_address_on_no_interface_is_detected() -> None:
     from pmip6.runtime.lmapd import address_is_local
 
     assert not address_is_local(A("fd00:dead:beef::1234"))
+
+
+def test_store_lock_admits_one_lmap(tmp_path: Path) -> None:
+    import os
+
+    from pmip6.runtime.lmapd import lock_store
+
+    state = str(tmp_path / "db" / "lmap.db")
+    first = lock_store(state)
+    assert first is not None
+    try:
+        with pytest.raises(OSError, match="in use by another LMAP"):
+            lock_store(state)
+    finally:
+        os.close(first)
+    again = lock_store(state)  # released with its holder
+    assert again is not None
+    os.close(again)

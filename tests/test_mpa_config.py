@@ -40,7 +40,7 @@ def test_defaults_match_the_agreed_config() -> None:
 def test_file_with_relative_paths(tmp_path: Path) -> None:
     path = tmp_path / "mpa.toml"
     path.write_text(
-        '[mpa]\naddress = "fd00::12"\naccess = "br1"\n'
+        '[mpa]\naddress = "fd00::12"\naccess = ["br1"]\n'
         'virtual_mac = "02-00-5E-00-53-01"\n'
         'control_socket = "mpa.sock"\ndhcp_server = "fd00::2"\n'
         '[aaa]\nfile = "profiles.toml"\n'
@@ -68,6 +68,19 @@ def test_file_with_relative_paths(tmp_path: Path) -> None:
         ({"log_level": "loud"}, "[mpa] log_level"),
         ({"lifetme": 300}, "[mpa] lifetme: unknown key"),
         ({"ra_mtu": 100}, "[mpa] ra_mtu"),
+        # one interface is still a list: a string is refused, not guessed at
+        ({"access": "br0"}, "[mpa] access: expected a list of interface names"),
+        ({"access": ["lo"]}, "[mpa] access[0]: 'lo' is the loopback"),
+        ({"access": ["br0", "br1", "br0"]}, "[mpa] access[2]: 'br0' is listed twice"),
+        (
+            {"uplink": "eth0", "access": ["br0", "eth0"]},
+            "[mpa] access[1]: 'eth0' is the uplink",
+        ),
+        # RFC 8415 19.1 allows All_DHCP_Servers; this relay needs the server itself
+        ({"dhcp_server": "fe80::1"}, "[mpa] dhcp_server: fe80::1 is a link-local"),
+        ({"dhcp_server": "ff05::1:3"}, "[mpa] dhcp_server: ff05::1:3 is a multicast"),
+        ({"dhcp_server": "::"}, "[mpa] dhcp_server: :: is the unspecified"),
+        ({"log_level": "trace"}, "one of debug, info, warning, error, critical"),
     ],
 )
 def test_errors_name_the_key(mpa: dict[str, object], needle: str) -> None:
@@ -132,5 +145,51 @@ def test_unknown_table_is_refused() -> None:
 
 def test_config_remembers_its_file_for_start_up_errors(tmp_path: Path) -> None:
     path = tmp_path / "mpa.toml"
-    path.write_text('[mpa]\naddress = "fd00::12"\naccess = "br1"\n[aaa]\nfile = "p"\n')
+    path.write_text(
+        '[mpa]\naddress = "fd00::12"\naccess = ["br1"]\n[aaa]\nfile = "p"\n'
+    )
     assert load_config(str(path)).source == str(path)
+
+
+def test_dhcp_server_global_address_is_accepted() -> None:
+    cfg = parse_config(_with(dhcp_server="2001:db8::2"))
+    assert cfg.dhcp_server == IPv6Address("2001:db8::2")
+
+
+RADIUS_SERVER = {"address": "fd00::1", "secret": "s"}
+
+
+@pytest.mark.parametrize(
+    ("aaa", "needle"),
+    [
+        (
+            {"servers": [{**RADIUS_SERVER, "bogus": 1}]},
+            "[aaa] servers[0].bogus: unknown key (known: address, port, secret, "
+            "secret_env)",
+        ),
+        (
+            {"servers": [RADIUS_SERVER, {**RADIUS_SERVER, "port": 70000}]},
+            "[aaa] servers[1].port: expected 1 to 65535, got 70000",
+        ),
+        ({"servers": [RADIUS_SERVER], "timeout": 0}, "[aaa] timeout: expected a"),
+        ({"servers": [RADIUS_SERVER], "retries": -1}, "[aaa] retries: expected"),
+        ({"servers": "fd00::1"}, "[aaa] servers: expected a non-empty list"),
+        ({"servers": [{"secret": "s"}]}, "[aaa] servers[0].address: required"),
+        (
+            {"servers": [{**RADIUS_SERVER, "address": "radius.example"}]},
+            "[aaa] servers[0].address: 'radius.example' is not an IPv4 or IPv6",
+        ),
+        (
+            {"servers": [RADIUS_SERVER], "require_message_authenticator": 1},
+            "[aaa] require_message_authenticator: expected true or false",
+        ),
+    ],
+)
+def test_radius_values_are_checked_while_parsing(
+    aaa: dict[str, object], needle: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            {"mpa": MINIMAL["mpa"], "aaa": {"backend": "radius", **aaa}}, "mpa.toml"
+        )
+    assert str(info.value).startswith(f"mpa.toml: {needle}")

@@ -96,7 +96,7 @@ def test_unknown_access_interface_names_file_and_key(tmp_path: Path) -> None:
 def test_unknown_uplink_names_file_and_key(tmp_path: Path) -> None:
     config = _write(
         tmp_path,
-        'address = "fd00::11"\naccess = ["lo"]\nuplink = "nope1"\n'
+        'address = "fd00::11"\naccess = ["nope0"]\nuplink = "nope1"\n'
         'dataplane = "none"\nconfigure_access = false',
     )
     proc = _mpa(config)
@@ -110,7 +110,7 @@ def test_unknown_uplink_names_file_and_key(tmp_path: Path) -> None:
 def test_unreadable_profiles_file_names_the_config(tmp_path: Path) -> None:
     config = _write(
         tmp_path,
-        'address = "fd00::11"\naccess = ["lo"]\nuplink = "lo"\n'
+        'address = "fd00::11"\naccess = ["nope0"]\nuplink = "lo"\n'
         'dataplane = "none"\nconfigure_access = false',
         aaa='file = "missing.toml"',
     )
@@ -126,7 +126,7 @@ def test_unreadable_profiles_file_names_the_config(tmp_path: Path) -> None:
 @pytest.fixture
 def links(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Interface name -> kind for check_host; ``fd00::11`` is on ``up0``."""
-    table = {"br0": "bridge", "eth1": "veth", "up0": ""}
+    table = {"br0": "bridge", "eth1": "veth", "lo2": "loopback", "up0": ""}
     held = {IPv6Address("fd00::11"): "up0"}
     monkeypatch.setattr(mpad, "link_kind", table.get)
     monkeypatch.setattr(mpad, "address_interface", held.get)
@@ -141,6 +141,23 @@ def _config(**mpa: object) -> mpad.MpaConfig:
         },
         "mpa.toml",
     )
+
+
+def test_loopback_by_kind_is_refused(links: dict[str, str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        check_host(_config(access=["br0", "lo2"]), "seg6")
+    assert str(info.value) == (
+        "mpa.toml: [mpa] access: 'lo2' is the loopback, not an access link"
+    )
+
+
+def test_the_interface_holding_the_address_is_no_access_link(
+    links: dict[str, str],
+) -> None:
+    # no uplink set: it is the interface holding [mpa] address
+    with pytest.raises(ConfigError) as info:
+        check_host(_config(access=["up0"]), "seg6")
+    assert str(info.value).startswith("mpa.toml: [mpa] access: 'up0' is the uplink")
 
 
 def test_bridge_access_and_held_address_start_quietly(
@@ -207,8 +224,9 @@ def test_start_up_error_leaves_the_kernel_alone(tmp_path: Path) -> None:
         ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
         ns.run("ip", "link", "set", "up0", "up")
         ns.run("ip", "-6", "addr", "add", "fd00::11/64", "dev", "up0", "nodad")
+        ns.run("ip", "link", "add", "acc0", "type", "veth", "peer", "name", "acc1")
         before = _kernel_state(ns)
-        for access in ('["nope0"]', '["up0", "nope0"]'):
+        for access in ('["nope0"]', '["acc0", "nope0"]'):
             config = _write(
                 tmp_path, f'address = "fd00::11"\naccess = {access}\ndataplane = "seg6"'
             )

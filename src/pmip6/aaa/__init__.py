@@ -43,7 +43,8 @@ BACKENDS = tuple(BACKEND_KEYS)
 
 
 def check_aaa_config(config: Mapping[str, Any]) -> str:
-    """Refuse an unknown backend or a key the backend does not read.
+    """Refuse an unknown backend, a key the backend does not read, or (for
+    RADIUS) a wrong value.
 
     Returns the backend name. The ValueError names ``[aaa] KEY``.
     """
@@ -58,6 +59,10 @@ def check_aaa_config(config: Mapping[str, Any]) -> str:
             f"[aaa] {unknown[0]}: unknown key for backend {backend!r} "
             f"(known: {', '.join(sorted(known_keys))})"
         )
+    if backend == "radius":
+        from pmip6.aaa.radius import check_config
+
+        check_config(config)
     return str(backend)
 
 

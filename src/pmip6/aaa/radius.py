@@ -129,33 +129,96 @@ class RadiusServer:
         return f"{self.address}:{self.port}"
 
 
+SERVER_KEYS = frozenset({"address", "port", "secret", "secret_env"})
+
+
+def _bad(key: str, why: str) -> ValueError:
+    return ValueError(f"[aaa] {key}: {why}")
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Refuse a wrong value in an ``[aaa]`` table for RADIUS, naming its key.
+
+    Environment variables (``secret_env``) are looked up later, by
+    ``from_config``: the table is checked before the daemon runs.
+    """
+    entries = config.get("servers")
+    if not isinstance(entries, list) or not entries:
+        raise _bad("servers", f"expected a non-empty list of tables, got {entries!r}")
+    for i, entry in enumerate(entries):
+        _check_server(f"servers[{i}]", entry)
+
+    timeout = config.get("timeout", DEFAULT_TIMEOUT)
+    if (
+        not isinstance(timeout, int | float)
+        or isinstance(timeout, bool)
+        or not 0 < timeout < float("inf")
+    ):
+        raise _bad("timeout", f"expected a positive number of seconds, got {timeout!r}")
+    retries = config.get("retries", DEFAULT_RETRIES)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise _bad("retries", f"expected an integer from 0 up, got {retries!r}")
+    nas = config.get("nas_identifier")
+    if nas is not None and (not isinstance(nas, str) or not nas):
+        raise _bad("nas_identifier", f"expected a non-empty string, got {nas!r}")
+    require = config.get("require_message_authenticator", True)
+    if not isinstance(require, bool):
+        raise _bad(
+            "require_message_authenticator", f"expected true or false, got {require!r}"
+        )
+
+
+def _check_server(key: str, entry: object) -> None:
+    if not isinstance(entry, Mapping):
+        raise _bad(key, f"expected a table {{address, secret, ...}}, got {entry!r}")
+    unknown = sorted(set(entry) - SERVER_KEYS)
+    if unknown:
+        known = ", ".join(sorted(SERVER_KEYS))
+        raise _bad(f"{key}.{unknown[0]}", f"unknown key (known: {known})")
+    address = entry.get("address")
+    if address is None:
+        raise _bad(f"{key}.address", "required")
+    try:
+        ip_address(address if isinstance(address, str) else "")
+    except ValueError:
+        # a host name would need a resolver at every request: an address only
+        raise _bad(
+            f"{key}.address", f"{address!r} is not an IPv4 or IPv6 address"
+        ) from None
+    port = entry.get("port", DEFAULT_PORT)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise _bad(f"{key}.port", f"expected 1 to 65535, got {port!r}")
+    if ("secret" in entry) == ("secret_env" in entry):
+        raise _bad(key, "needs exactly one of 'secret' and 'secret_env'")
+    for name in ("secret", "secret_env"):
+        value = entry.get(name, "x")
+        if not isinstance(value, str) or not value:
+            raise _bad(f"{key}.{name}", f"expected a non-empty string, got {value!r}")
+
+
 def servers_from_config(
     entries: Sequence[Mapping[str, Any]], environ: Mapping[str, str] | None = None
 ) -> list[RadiusServer]:
     """``servers = [{address, port, secret | secret_env}, ...]`` as RadiusServers."""
     env = os.environ if environ is None else environ
+    check_config({"servers": entries})
     servers = []
     for i, entry in enumerate(entries):
-        if "address" not in entry:
-            raise ValueError(f"[aaa] servers[{i}] needs an 'address'")
-        if ("secret" in entry) == ("secret_env" in entry):
-            raise ValueError(
-                f"[aaa] servers[{i}] needs exactly one of 'secret' and 'secret_env'"
-            )
         if "secret_env" in entry:
             name = entry["secret_env"]
-            if name not in env:
-                raise ValueError(
-                    f"[aaa] servers[{i}]: environment variable {name!r} is not set"
+            if not env.get(name):
+                raise _bad(
+                    f"servers[{i}].secret_env",
+                    f"environment variable {name!r} is not set or empty",
                 )
             secret = env[name]
         else:
             secret = entry["secret"]
         servers.append(
             RadiusServer(
-                address=str(entry["address"]),
-                port=int(entry.get("port", DEFAULT_PORT)),
-                secret=secret.encode() if isinstance(secret, str) else bytes(secret),
+                address=entry["address"],
+                port=entry.get("port", DEFAULT_PORT),
+                secret=secret.encode(),
             )
         )
     return servers
@@ -300,16 +363,18 @@ class RadiusAaa(Aaa):
     def from_config(
         cls, config: Mapping[str, Any], environ: Mapping[str, str] | None = None
     ) -> RadiusAaa:
-        """Build from an ``[aaa]`` table with ``backend = "radius"``."""
-        if not config.get("servers"):
-            raise ValueError("[aaa] backend 'radius' needs a non-empty 'servers' list")
+        """Build from an ``[aaa]`` table with ``backend = "radius"``.
+
+        A wrong value raises ValueError naming its key (``[aaa] timeout: ...``).
+        """
+        check_config(config)
         return cls(
             servers_from_config(config["servers"], environ),
             timeout=float(config.get("timeout", DEFAULT_TIMEOUT)),
-            retries=int(config.get("retries", DEFAULT_RETRIES)),
+            retries=config.get("retries", DEFAULT_RETRIES),
             nas_identifier=config.get("nas_identifier"),
-            require_message_authenticator=bool(
-                config.get("require_message_authenticator", True)
+            require_message_authenticator=config.get(
+                "require_message_authenticator", True
             ),
         )
 

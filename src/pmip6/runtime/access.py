@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 from pathlib import Path
+from typing import Any
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE
@@ -85,8 +86,8 @@ class AccessInterfaceState:
     async def restore(self) -> None:
         """Put back the MAC, address, link state and sysctls found at start.
 
-        Best effort: a step that fails (the interface is gone) is logged and
-        the others still run.
+        Best effort: each step that fails (the interface is gone) is logged
+        with what it could not put back, and the others still run.
         """
         for path, value in reversed(list(self.old_files.items())):
             try:
@@ -95,31 +96,55 @@ class AccessInterfaceState:
                 log.warning("%s: cannot restore %s: %s", self.ifname, path, e)
         try:
             async with AsyncIPRoute() as ipr:
-                if self.added_address is not None:
-                    await ipr.addr(
-                        "del",
-                        index=self.index,
-                        address=str(self.added_address),
-                        prefixlen=64,
-                    )
-                if self.old_mac is not None:
-                    await ipr.link("set", index=self.index, address=self.old_mac)
-                if self.old_mcast_snooping is not None:
-                    await ipr.link(
-                        "set",
-                        index=self.index,
-                        kind="bridge",
-                        br_mcast_snooping=self.old_mcast_snooping,
-                    )
-                if self.was_down:
-                    await ipr.link("set", index=self.index, state="down")
-        except Exception as e:  # the link may have been deleted meanwhile
+                await self._restore_link(ipr)
+        except Exception as e:  # no netlink socket at all
             log.warning("%s: cannot restore link settings: %s", self.ifname, e)
         self.old_files.clear()
         self.added_address = None
         self.old_mac = None
         self.was_down = False
         self.old_mcast_snooping = None
+
+    async def _restore_link(self, ipr: AsyncIPRoute) -> None:
+        async def step(what: str, **kw: Any) -> None:
+            try:
+                try:
+                    await ipr.link("set", index=self.index, **kw)
+                except Exception as e:
+                    if getattr(e, "code", None) != errno.EBUSY or "address" not in kw:
+                        raise
+                    # as at start: some drivers take a new MAC only while down
+                    await ipr.link("set", index=self.index, state="down")
+                    await ipr.link("set", index=self.index, **kw)
+                    if not self.was_down:
+                        await ipr.link("set", index=self.index, state="up")
+            except Exception as e:
+                log.warning("%s: cannot restore %s: %s", self.ifname, what, e)
+
+        if self.added_address is not None:
+            try:
+                await ipr.addr(
+                    "del",
+                    index=self.index,
+                    address=str(self.added_address),
+                    prefixlen=64,
+                )
+            except Exception as e:
+                # already gone (removed by hand): nothing left to undo
+                if getattr(e, "code", None) != errno.EADDRNOTAVAIL:
+                    log.warning(
+                        "%s: cannot remove %s: %s", self.ifname, self.added_address, e
+                    )
+        if self.old_mac is not None:
+            await step(f"MAC address {self.old_mac}", address=self.old_mac)
+        if self.old_mcast_snooping is not None:
+            await step(
+                "multicast snooping",
+                kind="bridge",
+                br_mcast_snooping=self.old_mcast_snooping,
+            )
+        if self.was_down:
+            await step("link state down", state="down")
 
 
 def _set_file(state: AccessInterfaceState, path: str, value: str) -> None:
@@ -154,56 +179,77 @@ async def configure_access_interface(
             raise ValueError(f"no interface named {ifname!r}")
         state = AccessInterfaceState(ifname=ifname, index=found[0])
         (link,) = await ipr.link("get", index=state.index)
-
         current = str(link.get("IFLA_ADDRESS") or "").lower()
-        if current != mac:
-            try:
-                await ipr.link("set", index=state.index, address=mac)
-            except Exception as e:
-                # some drivers refuse a new MAC while up: retry with the link down
-                if getattr(e, "code", None) != errno.EBUSY:
-                    raise
-                await ipr.link("set", index=state.index, state="down")
-                await ipr.link("set", index=state.index, address=mac)
-            state.old_mac = current
-
-        if not link["flags"] & 1:  # IFF_UP
-            state.was_down = True
-        await ipr.link("set", index=state.index, state="up")
-
-        have = {
-            a.get("IFA_ADDRESS")
-            async for a in await ipr.addr("dump", index=state.index, family=10)
-        }
-        if str(link_local) not in have:
-            await ipr.addr(
-                "add",
-                index=state.index,
-                address=str(link_local),
-                prefixlen=64,
-                flags=IFA_F_NODAD,
-            )
-            state.added_address = link_local
-
-        info = link.get("IFLA_LINKINFO")
-        if info is not None and info.get("IFLA_INFO_KIND") == "bridge":
-            data = info.get("IFLA_INFO_DATA")
-            snooping = data.get("IFLA_BR_MCAST_SNOOPING") if data else None
-            if snooping:
-                await ipr.link(
-                    "set", index=state.index, kind="bridge", br_mcast_snooping=0
-                )
-                state.old_mcast_snooping = snooping
+        if current in ("", "00:00:00:00:00:00"):
+            # no MAC to put back at stop (loopback, tunnels): not an access link
+            raise ValueError(f"{ifname!r} has no Ethernet address")
+        state.was_down = not link["flags"] & 1  # IFF_UP
+        try:
+            await _take_link(ipr, state, link, current, mac, link_local)
+        except BaseException:
+            # undo the steps that were done, then report the one that failed
+            await state.restore()
+            raise
 
     conf = f"/proc/sys/net/ipv6/conf/{ifname}"
-    _set_file(state, f"{conf}/accept_ra", "0")
-    _set_file(state, f"{conf}/forwarding", "1")
-    # the MS's traffic is routed into the tunnel: forwarding must be on globally
-    _set_file(state, "/proc/sys/net/ipv6/conf/all/forwarding", "1")
-    _set_file(state, f"{conf}/accept_ra", "0")  # all/forwarding rewrote it
-    _set_file(state, f"{conf}/forwarding", "1")
+    try:
+        _set_file(state, f"{conf}/accept_ra", "0")
+        _set_file(state, f"{conf}/forwarding", "1")
+        # the MS's traffic is routed into the tunnel: forwarding must be on globally
+        _set_file(state, "/proc/sys/net/ipv6/conf/all/forwarding", "1")
+        _set_file(state, f"{conf}/accept_ra", "0")  # all/forwarding rewrote it
+        _set_file(state, f"{conf}/forwarding", "1")
+    except BaseException:
+        await state.restore()
+        raise
     log.debug("%s: access interface configured (%s, %s)", ifname, mac, link_local)
     return state
+
+
+async def _take_link(
+    ipr: AsyncIPRoute,
+    state: AccessInterfaceState,
+    link: Any,
+    current: str,
+    mac: str,
+    link_local: IPv6Address,
+) -> None:
+    """The netlink half of ``configure_access_interface``, noted in ``state``
+    step by step so that a failure half-way can be undone."""
+    if current != mac:
+        try:
+            await ipr.link("set", index=state.index, address=mac)
+        except Exception as e:
+            # some drivers refuse a new MAC while up: retry with the link down
+            if getattr(e, "code", None) != errno.EBUSY:
+                raise
+            await ipr.link("set", index=state.index, state="down")
+            await ipr.link("set", index=state.index, address=mac)
+        state.old_mac = current
+
+    await ipr.link("set", index=state.index, state="up")
+
+    have = {
+        a.get("IFA_ADDRESS")
+        async for a in await ipr.addr("dump", index=state.index, family=10)
+    }
+    if str(link_local) not in have:
+        await ipr.addr(
+            "add",
+            index=state.index,
+            address=str(link_local),
+            prefixlen=64,
+            flags=IFA_F_NODAD,
+        )
+        state.added_address = link_local
+
+    info = link.get("IFLA_LINKINFO")
+    if info is not None and info.get("IFLA_INFO_KIND") == "bridge":
+        data = info.get("IFLA_INFO_DATA")
+        snooping = data.get("IFLA_BR_MCAST_SNOOPING") if data else None
+        if snooping:
+            await ipr.link("set", index=state.index, kind="bridge", br_mcast_snooping=0)
+            state.old_mcast_snooping = snooping
 
 
 async def is_bridge(ifname: str) -> bool:

@@ -16,8 +16,11 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
-from pmip6.dataplane import BACKENDS
+from pmip6.dataplane import BACKENDS, DataPlane, DataPlaneError, create
 from pmip6.wire.profile import PROFILES
+
+# the levels both daemons take, in the config file and on the command line
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class ConfigError(ValueError):
@@ -31,6 +34,12 @@ def read_toml(path: str) -> dict[str, Any]:
             return tomllib.load(f)
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        # TOML files are UTF-8 (TOML 1.0 "Spec"); tomllib decodes them whole
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+            f"at offset {exc.start})"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
@@ -102,12 +111,32 @@ class Table:
             )
         return dataplane
 
+    def log_level(self) -> str:
+        level = self.text("log_level", "info")
+        if level.lower() not in LOG_LEVELS:
+            raise self.fail(
+                "log_level", f"{level!r} is not one of {', '.join(LOG_LEVELS)}"
+            )
+        return level.lower()
+
     def path(self, key: str, default: str) -> str:
         """A file name; a relative one is relative to the config file."""
         value = self.text(key, default)
         if self.base is not None and not os.path.isabs(value):
             value = str(self.base / value)
         return value
+
+
+def create_dataplane(name: str, where: str, table: str) -> DataPlane:
+    """The configured backend; one the kernel cannot run is a ``ConfigError``."""
+    try:
+        return create(name)
+    except DataPlaneError as exc:
+        # create() words it "data plane 'X' is unavailable: why"
+        why = str(exc).partition(" is unavailable: ")[2] or str(exc)
+        raise ConfigError(
+            f"{where}: [{table}] dataplane: {name!r} is unavailable here: {why}"
+        ) from None
 
 
 def addresses_to(address: IPv6Address) -> str:

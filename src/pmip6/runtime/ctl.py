@@ -5,8 +5,8 @@ pmip6 ctl visitors [--json]        an MPA's visitor list
 pmip6 ctl status [--json]          the daemon's counters and settings
 
 Without ``--json`` lists print as aligned columns and ``status`` as
-``key: value`` lines. Values come from the network (NAIs): anything
-non-printable is escaped as ``repr()`` would.
+``key: value`` lines, an absent value (JSON null) as ``-``. Values come from
+the network (NAIs): anything non-printable is escaped as ``repr()`` would.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ DEFAULT_SOCKETS = {
 }
 
 
+ABSENT = "-"  # how a table or status line shows a value the daemon has not
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("what", choices=sorted(DEFAULT_SOCKETS))
     parser.add_argument(
@@ -43,7 +46,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "(none)"
     columns = [printable(str(c)) for c in rows[0]]
-    cells = [[printable(str(v)) for v in (r.get(c, "") for c in rows[0])] for r in rows]
+    cells = [[printable(_value(r.get(c))) for c in rows[0]] for r in rows]
     widths = [
         max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)
     ]
@@ -56,6 +59,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _value(value: Any) -> str:
+    if value is None:
+        return ABSENT
     if isinstance(value, dict):
         return ", ".join(f"{k}={_value(v)}" for k, v in value.items()) or "-"
     if isinstance(value, list):

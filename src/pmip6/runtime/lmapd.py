@@ -17,6 +17,7 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import random
 import signal
 import socket
@@ -41,16 +42,18 @@ from pmip6.core.lmap import (
     Send,
     Unbind,
 )
-from pmip6.dataplane import DataPlane, DataPlaneError, create
+from pmip6.dataplane import DataPlane, DataPlaneError
 from pmip6.runtime.config import (
+    LOG_LEVELS,
     ConfigError,
     Table,
     addresses_to,
     config_base,
+    create_dataplane,
     read_toml,
     warn_limited,
 )
-from pmip6.runtime.control import ControlServer
+from pmip6.runtime.control import ControlServer, exclusive_lock
 from pmip6.runtime.logs import setup_logging
 from pmip6.runtime.mhsock import MobilitySocket
 from pmip6.runtime.store import BindingStore, StoreError
@@ -101,8 +104,6 @@ class LmapConfig:
             profile=profile_named(self.profile),
         )
 
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 _KEYS = {
     "address",
@@ -175,9 +176,7 @@ def parse_config(
     dataplane = table.dataplane()
     keep = table.flag("keep_forwarding", False)
 
-    log_level = text("log_level", "info")
-    if not isinstance(logging.getLevelName(log_level.upper()), int):
-        raise fail("log_level", f"{log_level!r} is not debug, info, warning or error")
+    log_level = table.log_level()
 
     return LmapConfig(
         address=address,
@@ -242,6 +241,7 @@ class LmapDaemon:
         self._stopping = False
         self._dp_started = False  # dp.start() was tried: stop() undoes it
         self._up = False  # start() completed
+        self._lock: int | None = None  # the store's lock file, held while running
 
     async def start(self) -> None:
         """Start serving; a ``ConfigError`` names the key a failure stems from."""
@@ -251,6 +251,21 @@ class LmapDaemon:
 
         def fail(key: str, why: object) -> ConfigError:
             return ConfigError(f"{cfg.source}: [lmap] {key}: {why}")
+
+        # claim the control socket and the store before anything changes: a
+        # second LMAP on the same config must leave the running one alone
+        self.control = ControlServer(
+            cfg.control_socket,
+            {"bindings": self._cmd_bindings, "status": self._cmd_status},
+        )
+        try:
+            self.control.claim()
+        except OSError as exc:
+            raise fail("control_socket", exc) from None
+        try:
+            self._lock = lock_store(cfg.state)
+        except OSError as exc:
+            raise fail("state", exc) from None
 
         # binding store first: the data plane is reconciled from it
         try:
@@ -270,7 +285,7 @@ class LmapDaemon:
         gc.freeze()
 
         if self.dataplane is None:
-            self.dataplane = create(cfg.dataplane)
+            self.dataplane = create_dataplane(cfg.dataplane, cfg.source, "lmap")
         dp = self.dataplane
         forwarding = self.engine.forwarding()
         if dp.name in ("none", "fake"):
@@ -312,10 +327,6 @@ class LmapDaemon:
         self._own = cfg.address
         self.sock.intern_local(cfg.address)
         self.sock.set_handler(self._datagram)
-        self.control = ControlServer(
-            cfg.control_socket,
-            {"bindings": self._cmd_bindings, "status": self._cmd_status},
-        )
         try:
             await self.control.start()
         except OSError as exc:
@@ -354,6 +365,10 @@ class LmapDaemon:
                 log.error("data plane stop: %s", exc)
         if self._dp_thread is not None:
             self._dp_thread.shutdown(wait=True)
+        if self._lock is not None:
+            # last: the next LMAP starts after our forwarding is gone
+            os.close(self._lock)
+            self._lock = None
         if self._up:
             log.info("LMAP %s stopped", self.config.address)
 
@@ -614,6 +629,25 @@ class LmapDaemon:
         }
 
 
+def lock_store(state: str) -> int | None:
+    """Hold an exclusive lock on ``STATE.lock``: one LMAP per binding store.
+
+    Returns the lock's descriptor (closing it releases the lock); raises
+    ``OSError`` saying why when the lock is held or cannot be taken.
+    """
+    if state == ":memory:":
+        return None
+    path = state + ".lock"
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fd = exclusive_lock(path)
+    except OSError as exc:
+        raise OSError(f"cannot create {path}: {exc.strerror or exc}") from None
+    if fd is None:
+        raise OSError(f"{state} is in use by another LMAP (locked: {path})")
+    return fd
+
+
 def address_is_local(address: IPv6Address) -> bool:
     """Whether an interface of this namespace holds ``address`` (any state)."""
     try:
@@ -639,7 +673,10 @@ def _first_address(network: IPv6Network, own: IPv6Address) -> IPv6Address:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="the LMAP's TOML config file")
     parser.add_argument(
-        "--log-level", choices=LOG_LEVELS, help="override [lmap] log_level"
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help="override [lmap] log_level",
     )
 
 

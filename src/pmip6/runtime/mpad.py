@@ -51,7 +51,7 @@ from pmip6.core.mpa import (
     SendRa,
     nd_invalid,
 )
-from pmip6.dataplane import DataPlane, DataPlaneError, create
+from pmip6.dataplane import DataPlane, DataPlaneError
 from pmip6.runtime.access import (
     AccessInterfaceState,
     AccessLink,
@@ -59,10 +59,12 @@ from pmip6.runtime.access import (
     configure_access_interface,
 )
 from pmip6.runtime.config import (
+    LOG_LEVELS,
     ConfigError,
     Table,
     addresses_to,
     config_base,
+    create_dataplane,
     read_toml,
     warn_limited,
 )
@@ -152,7 +154,6 @@ _KEYS = {
     "log_level",
 }
 TABLES = ("mpa", "aaa")
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def parse_config(
@@ -205,14 +206,21 @@ def parse_config(
     access = section.get("access")
     if access is None:
         raise fail("access", "required")
-    if isinstance(access, str):
-        access = [access]
     if (
         not isinstance(access, list)
         or not access
         or not all(isinstance(a, str) and a for a in access)
     ):
         raise fail("access", f"expected a list of interface names, got {access!r}")
+    for i, ifname in enumerate(access):
+        # the daemon gives each access interface the virtual MAC and
+        # link-local address (seed 6.2): never the loopback or the uplink
+        if ifname == "lo":
+            raise fail(f"access[{i}]", "'lo' is the loopback, not an access link")
+        if ifname == uplink:
+            raise fail(f"access[{i}]", f"{ifname!r} is the uplink")
+        if ifname in access[:i]:
+            raise fail(f"access[{i}]", f"{ifname!r} is listed twice")
 
     vmac_text = text("virtual_mac", "02:00:5e:00:53:01")
     try:
@@ -235,12 +243,28 @@ def parse_config(
     dhcp_server = None
     if section.get("dhcp_server") is not None:
         dhcp_server = address("dhcp_server", None)
+        # RFC 8415 19.1 lets a relay send to All_DHCP_Servers (ff05::1:3),
+        # but the relay takes answers only from the address it sent to: the
+        # server's own, which must be routable without a scope
+        unusable = (
+            "a link-local address"
+            if dhcp_server.is_link_local
+            else "a multicast address"
+            if dhcp_server.is_multicast
+            else "the unspecified address"
+            if dhcp_server.is_unspecified
+            else None
+        )
+        if unusable:
+            raise fail(
+                "dhcp_server",
+                f"{dhcp_server} is {unusable}; name the server's own "
+                "global or unique-local address",
+            )
 
     configure = table.flag("configure_access", True)
 
-    log_level = text("log_level", "info")
-    if log_level.lower() not in LOG_LEVELS:
-        raise fail("log_level", f"{log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    log_level = table.log_level()
 
     control = table.path("control_socket", "/run/pmip6/mpa.sock")
 
@@ -292,7 +316,8 @@ def address_interface(address: IPv6Address) -> str | None:
 
 
 def link_kind(ifname: str) -> str | None:
-    """``bridge``, ``veth``, ... for an interface; "" for a plain device.
+    """``bridge``, ``veth``, ... for an interface; "" for a plain device,
+    ``loopback`` for the loopback device.
 
     None when there is no interface of that name (in this namespace).
     """
@@ -305,8 +330,10 @@ def link_kind(ifname: str) -> str | None:
     if out.returncode != 0:
         return None
     try:
-        info = json.loads(out.stdout)[0].get("linkinfo", {})
-        return str(info.get("info_kind", ""))
+        link = json.loads(out.stdout)[0]
+        if link.get("link_type") == "loopback":
+            return "loopback"
+        return str(link.get("linkinfo", {}).get("info_kind", ""))
     except (ValueError, LookupError, TypeError, AttributeError):
         return ""
 
@@ -328,20 +355,7 @@ def check_host(config: MpaConfig, dataplane: str) -> HostCheck:
     """
     where = config.source
 
-    for ifname in config.access:
-        if link_kind(ifname) is None:
-            raise ConfigError(f"{where}: [mpa] access: no interface named {ifname!r}")
-    bridges = frozenset(a for a in config.access if link_kind(a) == "bridge")
-    for ifname in config.access:
-        if ifname not in bridges:
-            # a point-to-point access link: whoever sends on it is the station
-            log.warning(
-                "access interface %s is not a bridge: stations are noticed from "
-                "their frames only (no FDB events), and any sender on it is "
-                "taken for a station",
-                ifname,
-            )
-
+    # the uplink first: an access interface must not be the one it resolves to
     holder = address_interface(config.address)
     if config.uplink is not None:
         if link_kind(config.uplink) is None:
@@ -358,6 +372,32 @@ def check_host(config: MpaConfig, dataplane: str) -> HostCheck:
         )
     else:
         uplink = holder
+
+    kinds = {}
+    for ifname in config.access:
+        kind = link_kind(ifname)
+        if kind is None:
+            raise ConfigError(f"{where}: [mpa] access: no interface named {ifname!r}")
+        if kind == "loopback":
+            raise ConfigError(
+                f"{where}: [mpa] access: {ifname!r} is the loopback, not an access link"
+            )
+        if ifname == uplink:
+            raise ConfigError(
+                f"{where}: [mpa] access: {ifname!r} is the uplink (it holds "
+                f"[mpa] address {config.address})"
+            )
+        kinds[ifname] = kind
+    bridges = frozenset(a for a in config.access if kinds[a] == "bridge")
+    for ifname in config.access:
+        if ifname not in bridges:
+            # a point-to-point access link: whoever sends on it is the station
+            log.warning(
+                "access interface %s is not a bridge: stations are noticed from "
+                "their frames only (no FDB events), and any sender on it is "
+                "taken for a station",
+                ifname,
+            )
     if holder is None:
         log.warning(
             "address %s is on no interface: no PBU can leave and no PBA arrive "
@@ -422,23 +462,32 @@ class MpaDaemon:
         """Check the config against the host, then take over the access links.
 
         A ``ConfigError`` (naming the file and key) comes before anything in
-        the kernel changed; any failure after that undoes what was done.
+        the kernel changed, or for a data plane that cannot be set up; any
+        failure undoes what was done.
         """
         cfg = self.config
         self._started = time.monotonic()
-        if self.dataplane is None:
-            try:
-                self.dataplane = create(cfg.dataplane)
-            except DataPlaneError as exc:
-                raise ConfigError(f"{cfg.source}: [mpa] dataplane: {exc}") from None
-        host = check_host(cfg, self.dataplane.name)
-        if self.aaa is None:
-            try:
-                self.aaa = create_aaa(cfg.aaa, cfg.base)
-            except ValueError as exc:
-                raise ConfigError(f"{cfg.source}: {exc}") from None
-
         try:
+            if self.aaa is None:
+                try:
+                    self.aaa = create_aaa(cfg.aaa, cfg.base)
+                except ValueError as exc:
+                    raise ConfigError(f"{cfg.source}: {exc}") from None
+            if self.dataplane is None:
+                self.dataplane = create_dataplane(cfg.dataplane, cfg.source, "mpa")
+            host = check_host(cfg, self.dataplane.name)
+            # a second MPA on the same config must not touch the running
+            # one's links: the control socket is claimed first
+            self.control = ControlServer(
+                cfg.control_socket,
+                {"visitors": self._cmd_visitors, "status": self._cmd_status},
+            )
+            try:
+                self.control.claim()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{cfg.source}: [mpa] control_socket: {exc}"
+                ) from None
             await self._take_over(host)
         except BaseException:
             await self._close()
@@ -464,15 +513,22 @@ class MpaDaemon:
             # nothing is attached until stations show up again (restart)
             dp.mpa_reconcile({})
 
-        await asyncio.get_running_loop().run_in_executor(self._dp_thread, setup)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._dp_thread, setup)
+        except DataPlaneError as exc:
+            raise ConfigError(
+                f"{cfg.source}: [mpa] dataplane: {dp.name}: {exc}"
+            ) from None
 
         for ifname in cfg.access:
             if cfg.configure_access:
-                self._access_state.append(
-                    await configure_access_interface(
+                try:
+                    state = await configure_access_interface(
                         ifname, cfg.virtual_mac, cfg.virtual_link_local
                     )
-                )
+                except ValueError as exc:
+                    raise ConfigError(f"{cfg.source}: [mpa] access: {exc}") from None
+                self._access_state.append(state)
             link = AccessLink(ifname, self._frame_handler(ifname))
             link.start()
             self.links[ifname] = link
@@ -486,10 +542,7 @@ class MpaDaemon:
         self.sock = MobilitySocket(cfg.address)
         self.sock.set_handler(self._datagram)
         self._open_dhcp()
-        self.control = ControlServer(
-            cfg.control_socket,
-            {"visitors": self._cmd_visitors, "status": self._cmd_status},
-        )
+        assert self.control is not None
         await self.control.start()
 
     async def stop(self) -> None:
@@ -516,7 +569,8 @@ class MpaDaemon:
         for link in self.links.values():
             link.close()
         self.links.clear()
-        for state in self._access_state:
+        # last configured first: each puts back what it found
+        for state in reversed(self._access_state):
             await state.restore()
         self._access_state.clear()
         if self.sock is not None:
