@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 from dataclasses import replace
-from types import FrameType
 from typing import Any
 
-from pmip6.lab.lab import Lab, LabError, lab_namespaces
+from pmip6.lab.lab import Interrupts, Lab, LabError, lab_namespaces
 from pmip6.lab.topology import AAA_BACKENDS, Topology, TopologyError
 from pmip6.runtime.ctl import format_table
 
@@ -75,10 +73,6 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print("pmip6 lab: needs root (network namespaces); run it with sudo",
@@ -112,10 +106,10 @@ def _up(args: argparse.Namespace) -> int:
     if args.dhcp:
         topo = replace(topo, dhcp=True)
     lab = Lab.create(topo)
-    # SIGTERM tears down like Ctrl-C does
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGTERM and SIGHUP tear down like Ctrl-C does
     try:
-        lab.up(daemons=not args.no_daemons, say=_say)
+        with Interrupts():
+            lab.up(daemons=not args.no_daemons, say=_say)
     except KeyboardInterrupt:
         print("interrupted: the lab was removed", file=sys.stderr)
         return 130
@@ -217,16 +211,16 @@ def _exec(args: argparse.Namespace) -> int:
 
 
 def _move(args: argparse.Namespace) -> int:
-    lab = Lab.open(args.name)
-    old = lab.state["at"].get(args.ms)
-    _, took = lab.move(args.ms, args.mpa)
+    with Lab.locked(args.name) as lab:
+        old = lab.state["at"].get(args.ms)
+        _, took = lab.move(args.ms, args.mpa)
     print(f"{args.ms}: moved from {old} to {args.mpa} ({took * 1000:.1f} ms)")
     return 0
 
 
 def _restart(args: argparse.Namespace) -> int:
-    lab = Lab.open(args.name)
-    pid = lab.restart_daemon(args.daemon, say=_say)
+    with Lab.locked(args.name) as lab:
+        pid = lab.restart_daemon(args.daemon, say=_say)
     print(f"{args.daemon} is running (pid {pid}); log in {lab.log_path(args.daemon)}")
     return 0
 

@@ -27,11 +27,10 @@ import sys
 import time
 from dataclasses import replace
 from ipaddress import IPv6Address
-from types import FrameType
 from typing import Any
 
 from pmip6.lab.capture import HandoverTimes, Pinger, Tap, handover_times
-from pmip6.lab.lab import Lab, LabError, wait_for
+from pmip6.lab.lab import Interrupts, Lab, LabError, wait_for
 from pmip6.lab.topology import (
     ACCESS_IF,
     CN_ADDRESS,
@@ -387,10 +386,6 @@ def _netns() -> set[str]:
     return netns_list()
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print(
@@ -400,6 +395,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     name = args.name or f"demo{secrets.token_hex(2)}"
-    signal.signal(signal.SIGTERM, _interrupt)
     demo = Demo(name, moves=args.moves, aaa=args.aaa)
-    return demo.run()
+    # SIGTERM and SIGHUP end the demo as Ctrl-C does: the lab is removed
+    with Interrupts():
+        return demo.run()

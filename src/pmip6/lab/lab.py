@@ -21,6 +21,7 @@ loss and return, as on a roam.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -28,10 +29,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from ipaddress import IPv6Address
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from pmip6.lab.kea import KeaServer
@@ -55,6 +58,9 @@ from pmip6.lab.topology import (
 from pmip6.runtime.control import request
 
 STATE_FILE = "lab.json"
+# taken (flock) while a command changes where stations are: two `lab move`s
+# of one lab run one after the other, each from the state the other left
+LOCK_FILE = "lab.lock"
 
 # What the MS's kernel is told. accept_ra/autoconf/forwarding make it an
 # ordinary host whatever the namespace defaults are. The two timers are lower
@@ -88,6 +94,92 @@ Say = Callable[[str], None]
 
 def _quiet(_: str) -> None:
     pass
+
+
+# --- signals ----------------------------------------------------------------
+# Ctrl-C, kill and a closed terminal all mean "stop": a command that builds or
+# runs a lab removes it on the first of them, and nothing interrupts removing.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _still_removing(signum: int, frame: FrameType | None) -> None:
+    # os.write, not print: the handler may run in the middle of a print, and
+    # after SIGHUP the terminal may be gone (the write then fails, harmlessly)
+    with contextlib.suppress(OSError):
+        os.write(2, b"still removing the lab, please wait\n")
+
+
+def _set_handlers(handler: Any) -> dict[int, Any]:
+    """Install ``handler`` for STOP_SIGNALS; return the handlers it replaced."""
+    saved: dict[int, Any] = {}
+    for signum in STOP_SIGNALS:
+        saved[signum] = signal.getsignal(signum)
+        signal.signal(signum, handler)
+    return saved
+
+
+def _restore_handlers(saved: dict[int, Any]) -> None:
+    for signum, handler in saved.items():
+        # None: set outside Python; the default is the closest we can do
+        signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """While the body runs, SIGINT, SIGTERM and SIGHUP only say that the lab
+    is still being removed (handlers can only be set from the main thread;
+    elsewhere the body just runs)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = _set_handlers(_still_removing)
+    try:
+        yield
+    finally:
+        _restore_handlers(saved)
+
+
+def removing(teardown: Callable[[], Any]) -> bool:
+    """Run ``teardown`` to its end whatever signals arrive; True when a
+    KeyboardInterrupt came meanwhile.
+
+    Under ``Interrupts`` at most one KeyboardInterrupt is ever raised; should
+    it land just before the handlers are held, teardown runs again, held (it
+    must be safe to run twice).
+    """
+    interrupted = False
+    while True:
+        try:
+            with signals_held():
+                teardown()
+            return interrupted
+        except KeyboardInterrupt:
+            interrupted = True
+
+
+class Interrupts:
+    """For a command that builds or runs a lab (``with Interrupts() as i:``):
+    the first SIGINT, SIGTERM or SIGHUP raises KeyboardInterrupt so that the
+    command removes the lab; any later one only says it is being removed.
+    ``name`` is the signal that came (None while none did)."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> Interrupts:
+        self._saved = _set_handlers(self._first)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _restore_handlers(self._saved)
+
+    def _first(self, signum: int, frame: FrameType | None) -> None:
+        # switched before raising: a second signal right behind this one
+        # must not interrupt the removal this one starts
+        _set_handlers(_still_removing)
+        self.name = signal.Signals(signum).name
+        raise KeyboardInterrupt
 
 
 def ip(*args: str, ns: str | None = None, check: bool = True) -> str:
@@ -178,6 +270,27 @@ class Lab:
         topo = Topology.from_dict(state["topology"])
         return cls(topo, state)
 
+    @classmethod
+    @contextlib.contextmanager
+    def locked(cls, name: str) -> Iterator[Lab]:
+        """The lab as its state is once no other command changes it.
+
+        Held (flock) while a command moves stations or restarts daemons, so
+        that two such commands run one after the other, each from the state
+        the other left.
+        """
+        folder = RUN_ROOT / name
+        if not (folder / STATE_FILE).exists():
+            raise LabError(
+                f"no lab named {name!r} ({folder / STATE_FILE} does not exist)"
+            )
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield cls.open(name)
+        finally:
+            os.close(fd)
+
     @staticmethod
     def exists(name: str, topo: Topology | None = None) -> list[str]:
         """Why a lab called ``name`` counts as existing (empty: it does not)."""
@@ -213,17 +326,27 @@ class Lab:
                     for s in self.topo.stations:
                         pid = self.start_dhclient(s.name)
                         say(f"{s.name}: dhclient -6 started (pid {pid})")
-        except BaseException:
-            say("failed: removing what was built")
-            self.down()
+        except BaseException as exc:
+            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            removing(lambda: self._remove_after(why, say))
             raise
+
+    def _remove_after(self, why: str, say: Say) -> None:
+        with contextlib.suppress(OSError):  # a closed terminal must not stop it
+            say(f"{why}: removing what was built")
+        self.down(say)
 
     def down(self, say: Say = _quiet) -> list[str]:
         """Stop daemons, kill what runs in the lab's namespaces, delete them.
 
         Returns the problems met (empty when all went away); never raises for
-        things already gone, so it can run on a half-built lab.
+        things already gone, so it can run on a half-built lab, or twice.
+        SIGINT, SIGTERM and SIGHUP do not interrupt it (see signals_held).
         """
+        with signals_held():
+            return self._down(say)
+
+    def _down(self, say: Say) -> list[str]:
         problems: list[str] = []
         self.stop_daemons(problems)
         present = netns_list()
@@ -233,13 +356,12 @@ class Lab:
             if ns not in present:
                 continue
             self._kill_namespace_processes(ns)
-            out = subprocess.run(
-                ["ip", "netns", "del", ns], capture_output=True, text=True, check=False
-            )
+            out = _run_detached(["ip", "netns", "del", ns])
             if out.returncode != 0:
                 problems.append(f"deleting {ns}: {out.stderr.strip()}")
             else:
-                say(f"deleted namespace {ns}")
+                with contextlib.suppress(OSError):
+                    say(f"deleted namespace {ns}")
         shutil.rmtree(self.topo.run_dir, ignore_errors=True)
         return problems
 
@@ -516,9 +638,7 @@ class Lab:
             _reap(pid)
 
     def _kill_namespace_processes(self, ns: str) -> None:
-        out = subprocess.run(
-            ["ip", "netns", "pids", ns], capture_output=True, text=True, check=False
-        ).stdout
+        out = _run_detached(["ip", "netns", "pids", ns]).stdout
         for word in out.split():
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(word), signal.SIGKILL)
@@ -693,6 +813,14 @@ def _operstate_up(ns: str, ifnames: list[str]) -> bool:
     except ValueError:
         return False
     return all(state.get(i) == "UP" for i in ifnames)
+
+
+def _run_detached(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a teardown command in a session of its own: the Ctrl-C or hangup a
+    terminal sends to its whole foreground group does not kill it halfway."""
+    return subprocess.run(
+        cmd, capture_output=True, text=True, check=False, start_new_session=True
+    )
 
 
 def _reap(pid: int) -> None:
