@@ -185,7 +185,7 @@ def daemon_attach(stations: int) -> dict[str, list[float]]:
             )
             (run / "mpa.toml").write_text(
                 f'[mpa]\naddress = "fd00::11"\nuplink = "up0"\naccess = ["br0"]\n'
-                f'virtual_mac = "{VMAC}"\ndataplane = "seg6"\n'
+                f'virtual_mac = "{VMAC}"\ndataplane = "auto"\n'
                 f'control_socket = "{run}/mpa.sock"\nlog_level = "warning"\n'
                 f'[aaa]\nbackend = "file"\nfile = "profiles.toml"\n'
             )
@@ -371,7 +371,7 @@ def daemon_roam(moves: int) -> dict[str, list[float]]:
                 _run(mpa, "ip", "link", "set", "br0", "up")
                 (run / f"mpa{k}.toml").write_text(
                     f'[mpa]\naddress = "fd00::1{k}"\nuplink = "up0"\n'
-                    f'access = ["br0"]\nvirtual_mac = "{VMAC}"\ndataplane = "seg6"\n'
+                    f'access = ["br0"]\nvirtual_mac = "{VMAC}"\ndataplane = "auto"\n'
                     f'control_socket = "{run}/mpa{k}.sock"\nlog_level = "warning"\n'
                     f'[aaa]\nbackend = "file"\nfile = "profiles.toml"\n'
                 )
@@ -389,7 +389,7 @@ def daemon_roam(moves: int) -> dict[str, list[float]]:
             (run / "lmap.toml").write_text(
                 f'[lmap]\naddress = "fd00::1"\nuplink = "tr0"\n'
                 f'prefixes = ["2001:db8::/32"]\nmpas = ["fd00::/64"]\n'
-                f'dataplane = "seg6"\nstate = "{run}/lmap.db"\n'
+                f'dataplane = "auto"\nstate = "{run}/lmap.db"\n'
                 f'control_socket = "{run}/lmap.sock"\n'
             )
             for role in ("lmap", "mpa1", "mpa2"):

@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from pmip6.dataplane import DataPlaneError, ip6tnl
-from pmip6.dataplane.seg6 import Seg6DataPlane
+from pmip6.dataplane import DataPlaneError, create, ip6tnl
 from pmip6.lab.netns import namespace
 
 pytestmark = pytest.mark.root
@@ -30,7 +29,7 @@ def test_ip6tnl_probe_from_a_running_event_loop_asks_the_kernel(
 def test_ifindex_is_looked_up_in_the_backends_namespace() -> None:
     with namespace("pm-lab-glue-") as ns:
         ns.run("ip", "link", "add", "probe0", "type", "bridge")
-        dp = Seg6DataPlane(netns=ns.name)
+        dp = create("auto", netns=ns.name)
         dp.start()
         try:
             index = dp.ifindex("probe0")

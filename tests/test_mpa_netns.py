@@ -126,7 +126,7 @@ class MpaLab:
         self,
         lab: Lab,
         run: Path,
-        dataplane: str = "seg6",
+        dataplane: str = "auto",
         lmap_dataplane: str = "none",
         mpas: int = 1,
     ) -> None:
@@ -363,7 +363,7 @@ def test_station_leaving_is_deregistered_after_leave_delay(mpalab: MpaLab) -> No
 @pytest.fixture
 def roamlab(tmp_path: Path) -> Iterator[MpaLab]:
     with Lab("pm-mpa-") as lab:
-        env = MpaLab(lab, tmp_path, lmap_dataplane="seg6", mpas=2)
+        env = MpaLab(lab, tmp_path, lmap_dataplane="auto", mpas=2)
         try:
             yield env
         finally:
@@ -486,7 +486,7 @@ dhcp_server = "fd00::2"
 @pytest.fixture
 def cnlab(tmp_path: Path) -> Iterator[MpaLab]:
     with Lab("pm-mpa-") as lab:
-        env = MpaLab(lab, tmp_path, lmap_dataplane="seg6")
+        env = MpaLab(lab, tmp_path, lmap_dataplane="auto")
         try:
             yield env
         finally:

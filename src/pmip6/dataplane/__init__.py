@@ -1,13 +1,16 @@
 """Linux forwarding state for the LMAP and the MPA.
 
 ``create(name)`` picks a backend: ``"auto"`` uses ip6ip6 tunnel devices where
-the kernel has them (ip6tnl) and seg6 lightweight tunnels otherwise; ``"seg6"``,
-``"ip6tnl"``, ``"fake"`` (recording, for tests) and ``"none"`` (signalling only)
-force one. A forced backend the kernel cannot run raises ``DataPlaneError``.
+the kernel has them (ip6tnl), seg6 lightweight tunnels where it has those, and
+eBPF programs (bpf) otherwise; ``"ip6tnl"``, ``"seg6"``, ``"bpf"``, ``"fake"``
+(recording, for tests) and ``"none"`` (signalling only) force one. A forced
+backend the kernel cannot run raises ``DataPlaneError``; so does ``"auto"``
+when none can run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pmip6.dataplane.base import DataPlane, DataPlaneError
@@ -22,7 +25,7 @@ __all__ = [
     "create",
 ]
 
-BACKENDS = ("auto", "seg6", "ip6tnl", "fake", "none")
+BACKENDS = ("auto", "ip6tnl", "seg6", "bpf", "fake", "none")
 
 
 def create(name: str = "auto", **kw: Any) -> DataPlane:
@@ -41,19 +44,27 @@ def create(name: str = "auto", **kw: Any) -> DataPlane:
             f"unknown data plane backend {name!r} (choose from {', '.join(BACKENDS)})"
         )
 
-    from pmip6.dataplane.ip6tnl import Ip6tnlDataPlane
-    from pmip6.dataplane.ip6tnl import unavailable_reason as ip6tnl_unavailable
-    from pmip6.dataplane.seg6 import Seg6DataPlane
-    from pmip6.dataplane.seg6 import unavailable_reason as seg6_unavailable
+    from pmip6.dataplane import bpf, ip6tnl, seg6
 
+    kernel_backends: dict[str, tuple[Any, Callable[[], str]]] = {
+        "ip6tnl": (ip6tnl.Ip6tnlDataPlane, ip6tnl.unavailable_reason),
+        "seg6": (seg6.Seg6DataPlane, seg6.unavailable_reason),
+        "bpf": (bpf.BpfDataPlane, bpf.unavailable_reason),
+    }
     if name == "auto":
-        name = "seg6" if ip6tnl_unavailable() else "ip6tnl"
-    if name == "ip6tnl":
-        why = ip6tnl_unavailable()
-        if why:
-            raise DataPlaneError(f"data plane 'ip6tnl' is unavailable: {why}")
-        return Ip6tnlDataPlane(**kw)
-    why = seg6_unavailable()
+        reasons = []
+        for candidate, (_, unavailable) in kernel_backends.items():
+            why = unavailable()
+            if not why:
+                name = candidate
+                break
+            reasons.append(f"{candidate}: {why}")
+        else:
+            raise DataPlaneError(
+                "no kernel data plane is available here: " + "; ".join(reasons)
+            )
+    backend, unavailable = kernel_backends[name]
+    why = unavailable()
     if why:
-        raise DataPlaneError(f"data plane 'seg6' is unavailable: {why}")
-    return Seg6DataPlane(**kw)
+        raise DataPlaneError(f"data plane {name!r} is unavailable: {why}")
+    return backend(**kw)  # type: ignore[no-any-return]

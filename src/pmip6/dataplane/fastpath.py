@@ -53,6 +53,11 @@ RTA_ENCAP = 22
 RTN_UNICAST = 1
 RT_SCOPE_UNIVERSE = 0
 LWTUNNEL_ENCAP_SEG6 = 5
+LWTUNNEL_ENCAP_BPF = 6
+LWT_BPF_XMIT = 3
+LWT_BPF_XMIT_HEADROOM = 4
+LWT_BPF_PROG_FD = 1
+LWT_BPF_PROG_NAME = 2
 SEG6_IPTUNNEL_SRH = 1
 SEG6_IPTUN_MODE_ENCAP_RED = 3
 IPV6_SRCRT_TYPE_4 = 4
@@ -84,6 +89,22 @@ def seg6_encap(segment: IPv6Address, mode: int = SEG6_IPTUN_MODE_ENCAP_RED) -> b
     srh += segment.packed
     inner = _rta(SEG6_IPTUNNEL_SRH, struct.pack("=i", mode) + srh)
     return _rta(RTA_ENCAP_TYPE, struct.pack("=H", LWTUNNEL_ENCAP_SEG6)) + _rta(
+        RTA_ENCAP | NLA_F_NESTED, inner
+    )
+
+
+def bpf_encap(fd: int, name: str, headroom: int) -> bytes:
+    """RTA_ENCAP_TYPE + RTA_ENCAP for ``encap bpf xmit`` with a loaded program.
+
+    The kernel keeps ``name`` with the route and reports it in dumps; the
+    headroom is what the program adds, so that forwarding checks packet sizes
+    against the route's MTU less the tunnel header.
+    """
+    prog = _rta(LWT_BPF_PROG_FD, struct.pack("=I", fd))
+    prog += _rta(LWT_BPF_PROG_NAME, name.encode() + b"\0")
+    inner = _rta(LWT_BPF_XMIT | NLA_F_NESTED, prog)
+    inner += _rta(LWT_BPF_XMIT_HEADROOM, struct.pack("=I", headroom))
+    return _rta(RTA_ENCAP_TYPE, struct.pack("=H", LWTUNNEL_ENCAP_BPF)) + _rta(
         RTA_ENCAP | NLA_F_NESTED, inner
     )
 
@@ -121,10 +142,10 @@ def route_message(
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, flags, 0, 0) + body
 
 
-def seg6_add(
-    target: IPv6Network, segment: IPv6Address, oif: int, table: int, proto: int
+def encap_add(
+    target: IPv6Network, encap: bytes, oif: int, table: int, proto: int
 ) -> bytes:
-    """Add or replace: ``TARGET encap seg6 mode encap.red segs SEGMENT``."""
+    """Add or replace ``TARGET`` out of ``oif`` with an encoded encapsulation."""
     return route_message(
         RTM_NEWROUTE,
         NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
@@ -132,8 +153,15 @@ def seg6_add(
         table=table,
         proto=proto,
         oif=oif,
-        encap=seg6_encap(segment),
+        encap=encap,
     )
+
+
+def seg6_add(
+    target: IPv6Network, segment: IPv6Address, oif: int, table: int, proto: int
+) -> bytes:
+    """Add or replace: ``TARGET encap seg6 mode encap.red segs SEGMENT``."""
+    return encap_add(target, seg6_encap(segment), oif, table, proto)
 
 
 def route_del(target: IPv6Network, table: int, proto: int) -> bytes:
@@ -315,3 +343,23 @@ def seg6_segment(encap: bytes) -> IPv6Address | None:
     if kind & 0x3FFF != SEG6_IPTUNNEL_SRH or length < 4 + 4 + 8 + 16:
         return None
     return IPv6Address(encap[4 + 4 + 8 : 4 + 4 + 8 + 16])
+
+
+def bpf_xmit_name(encap: bytes) -> str | None:
+    """The xmit program's name in a dumped bpf RTA_ENCAP payload (None if other)."""
+    for kind, payload in _attrs(encap):
+        if kind == LWT_BPF_XMIT:
+            for inner_kind, value in _attrs(payload):
+                if inner_kind == LWT_BPF_PROG_NAME:
+                    return value.split(b"\0", 1)[0].decode(errors="replace")
+    return None
+
+
+def _attrs(data: bytes) -> Iterable[tuple[int, bytes]]:
+    off = 0
+    while off + 4 <= len(data):
+        length, kind = _RTA.unpack_from(data, off)
+        if length < 4 or off + length > len(data):
+            return
+        yield kind & 0x3FFF, data[off + 4 : off + length]
+        off += (length + 3) & ~3

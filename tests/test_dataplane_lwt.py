@@ -1,4 +1,6 @@
-"""The seg6 backend forwards real traffic between namespaces.
+"""The backends without tunnel devices (seg6, bpf) forward real traffic
+between namespaces. Each test runs once per backend; a backend this kernel
+cannot run is skipped with the reason.
 
 Topology (all in throwaway namespaces)::
 
@@ -12,6 +14,8 @@ MPA's access link-local address fe80::1.
 from __future__ import annotations
 
 import errno
+import json
+import os
 import socket
 import threading
 import time
@@ -22,10 +26,10 @@ from typing import Any
 import pytest
 from pyroute2.netlink.exceptions import NetlinkError
 
-from pmip6.dataplane import DataPlaneError, create
+from pmip6.dataplane import DataPlaneError, bpf, create, seg6
 from pmip6.dataplane import kernel as kernel_mod
 from pmip6.dataplane.kernel import PROTO, retry_enomem
-from pmip6.dataplane.seg6 import Seg6DataPlane
+from pmip6.dataplane.lwt import LwtDataPlane
 from pmip6.lab.netns import Lab, Namespace, addr_nodad
 
 LMAP = IPv6Address("fd00::1")
@@ -90,24 +94,50 @@ def ours(ns: Namespace) -> tuple[str, str]:
     return routes.stdout.strip(), mine
 
 
+def tc_state(ns: Namespace) -> list[str]:
+    """clsact qdiscs and ingress filters on every interface of ``ns``."""
+    out = []
+    for link in json.loads(ns.run("ip", "-j", "link", "show").stdout):
+        dev = link["ifname"]
+        qdiscs = ns.run("tc", "qdisc", "show", "dev", dev).stdout
+        out += [f"{dev}: {q}" for q in qdiscs.splitlines() if "clsact" in q]
+        filters = ns.run("tc", "filter", "show", "dev", dev, "ingress").stdout
+        out += [f"{dev}: {f}" for f in filters.splitlines()]
+    return out
+
+
+UNAVAILABLE = {"seg6": seg6.unavailable_reason, "bpf": bpf.unavailable_reason}
+
+
+@pytest.fixture(params=sorted(UNAVAILABLE))
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    why = UNAVAILABLE[name]() if os.geteuid() == 0 else ""
+    if why:
+        with pytest.raises(DataPlaneError, match=f"'{name}' is unavailable"):
+            create(name)
+        pytest.skip(why)
+    return name
+
+
 @pytest.fixture
 def topo() -> Iterator[Topo]:
     with Lab("pm-dp-") as lab:
         yield Topo(lab)
 
 
-def started(ns: Namespace, **kw: Any) -> Seg6DataPlane:
-    dp = create("seg6", netns=ns.name, **kw)
-    assert isinstance(dp, Seg6DataPlane)
+def started(ns: Namespace, backend: str, **kw: Any) -> LwtDataPlane:
+    dp = create(backend, netns=ns.name, **kw)
+    assert isinstance(dp, LwtDataPlane) and dp.name == backend
     dp.start()
     return dp
 
 
 @pytest.mark.root
-def test_traffic_bind_unbind_move_and_cleanup(topo: Topo) -> None:
-    lmap = started(topo.lmap)
-    mpa1 = started(topo.mpa1)
-    mpa2 = started(topo.mpa2)
+def test_traffic_bind_unbind_move_and_cleanup(topo: Topo, backend: str) -> None:
+    lmap = started(topo.lmap, backend)
+    mpa1 = started(topo.mpa1, backend)
+    mpa2 = started(topo.mpa2, backend)
     try:
         lmap.lmap_setup(LMAP, "tbr")
         mpa1.mpa_setup(MPA1, "up0")
@@ -148,9 +178,11 @@ def test_traffic_bind_unbind_move_and_cleanup(topo: Topo) -> None:
 
     for ns in (topo.lmap, topo.mpa1, topo.mpa2):
         assert ours(ns) == ("", "")
+        assert tc_state(ns) == []
         rules = ns.run("ip", "-6", "rule").stdout
         assert "0:\tfrom all lookup local" in rules
-        assert ns.run("ip", "sr", "tunsrc", "show").stdout.split()[-1] == "::"
+        if backend == "seg6":
+            assert ns.run("ip", "sr", "tunsrc", "show").stdout.split()[-1] == "::"
         forwarding = ns.run("sysctl", "-n", "net.ipv6.conf.all.forwarding")
         assert forwarding.stdout == "0\n"
     assert not ping(topo.cn, MS, tries=1)
@@ -178,10 +210,10 @@ def _ipv6_frames(ns: Namespace, ifname: str, stop: threading.Event) -> list[byte
 
 
 @pytest.mark.root
-def test_wire_is_plain_ipv6_in_ipv6(topo: Topo) -> None:
+def test_wire_is_plain_ipv6_in_ipv6(topo: Topo, backend: str) -> None:
     """RFC 2473 on the transport link: outer next header 41, no routing header."""
-    lmap = started(topo.lmap)
-    mpa1 = started(topo.mpa1)
+    lmap = started(topo.lmap, backend)
+    mpa1 = started(topo.mpa1, backend)
     try:
         lmap.lmap_setup(LMAP, "tbr")
         mpa1.mpa_setup(MPA1, "up0")
@@ -231,7 +263,7 @@ def _routes_text(ns: Namespace) -> list[str]:
 
 
 @pytest.mark.root
-def test_fast_path_installs_what_pyroute2_installs() -> None:
+def test_fast_path_installs_what_pyroute2_installs(backend: str) -> None:
     with Lab("pm-dp-") as lab:
         ns = lab.add("fast")
         ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
@@ -243,7 +275,7 @@ def test_fast_path_installs_what_pyroute2_installs() -> None:
         }
         want[IPv6Network("2001:db8:2::/64")] = MPA2
 
-        slow = started(ns, fast=False)
+        slow = started(ns, backend, fast=False)
         slow.lmap_setup(LMAP, "up0")
         slow.lmap_reconcile(want)
         reference = _routes_text(ns)
@@ -252,7 +284,7 @@ def test_fast_path_installs_what_pyroute2_installs() -> None:
         slow.stop()
         assert _routes_text(ns) == []
 
-        fast = started(ns, fast=True)
+        fast = started(ns, backend, fast=True)
         fast.lmap_setup(LMAP, "up0")
         fast.lmap_reconcile(want)
         assert _routes_text(ns) == reference
@@ -270,11 +302,14 @@ def test_fast_path_installs_what_pyroute2_installs() -> None:
         assert fast.lmap_current() == smaller
         fast.stop()
         assert _routes_text(ns) == []
-        assert "mode encap.red" in reference[0]
+        if backend == "seg6":
+            assert "mode encap.red" in reference[0]
+        else:
+            assert f"encap bpf xmit pmip6 {LMAP}>fd00::" in reference[0]
 
 
 @pytest.mark.root
-def test_keep_across_restart_then_reconcile() -> None:
+def test_keep_across_restart_then_reconcile(backend: str) -> None:
     with Lab("pm-dp-") as lab:
         ns = lab.add("keep")
         ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
@@ -284,17 +319,20 @@ def test_keep_across_restart_then_reconcile() -> None:
         addr_nodad(ns, "up0", f"{MPA1}/64")
         other = IPv6Network("2001:db8:1:2::/64")
 
-        dp = started(ns)
+        dp = started(ns, backend)
         dp.mpa_setup(MPA1, "up0")
         dp.mpa_attach(LOA, "acc", LMAP)
         dp.mpa_attach(other, "acc", IPv6Address("fd00::2"))
         dp.stop(keep=True)
         routes, rules = ours(ns)
         assert str(LOA.network_address) in routes
-        assert "lookup local proto 155" in rules
+        if backend == "seg6":
+            assert "lookup local proto 155" in rules
+        else:
+            assert any(f"pmip6 decap {MPA1}" in line for line in tc_state(ns))
 
         # the next run adopts what it still wants and drops the rest
-        dp = started(ns)
+        dp = started(ns, backend)
         assert dp.mpa_current() == {
             LOA: ("acc", LMAP),
             other: ("acc", IPv6Address("fd00::2")),
@@ -306,15 +344,16 @@ def test_keep_across_restart_then_reconcile() -> None:
         assert "2001:db8:1:2::" not in routes and "fd00::2" not in routes
         dp.stop()
         assert ours(ns) == ("", "")
+        assert tc_state(ns) == []
         # the value before the first run is unknown to the second: left as is
         assert ns.run("sysctl", "-n", "net.ipv6.conf.all.forwarding").stdout == "1\n"
 
 
 @pytest.mark.root
-def test_setup_errors_are_clear() -> None:
+def test_setup_errors_are_clear(backend: str) -> None:
     with Lab("pm-dp-") as lab:
         ns = lab.add("err")
-        dp = started(ns)
+        dp = started(ns, backend)
         try:
             with pytest.raises(DataPlaneError, match="no such interface: nope"):
                 dp.lmap_setup(LMAP, "nope")
@@ -323,7 +362,7 @@ def test_setup_errors_are_clear() -> None:
         finally:
             dp.stop()
     with pytest.raises(DataPlaneError, match="not started"):
-        Seg6DataPlane().lmap_unbind(LOA)
+        type(dp)().lmap_unbind(LOA)
 
 
 def test_enomem_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -348,4 +387,4 @@ def test_enomem_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_auto_picks_a_kernel_backend() -> None:
     dp = create("auto")
-    assert dp.name in ("seg6", "ip6tnl")
+    assert dp.name in ("ip6tnl", "seg6", "bpf")
