@@ -111,16 +111,36 @@ def test_fake_and_none_accept_kernel_options() -> None:
 
 
 def test_forced_backend_unavailable_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pmip6.dataplane import ip6tnl, seg6
+    from pmip6.dataplane import bpf, ip6tnl, seg6
 
     monkeypatch.setattr(seg6, "unavailable_reason", lambda: "no seg6 here")
     monkeypatch.setattr(ip6tnl, "unavailable_reason", lambda: "no ip6tnl here")
+    monkeypatch.setattr(bpf, "unavailable_reason", lambda: "no bpf here")
     with pytest.raises(DataPlaneError, match="'seg6' is unavailable: no seg6 here"):
         create("seg6")
     with pytest.raises(DataPlaneError, match="'ip6tnl' is unavailable: no ip6tnl"):
         create("ip6tnl")
-    with pytest.raises(DataPlaneError, match="'seg6' is unavailable"):
+    with pytest.raises(DataPlaneError, match="'bpf' is unavailable: no bpf here"):
+        create("bpf")
+    with pytest.raises(DataPlaneError) as info:
         create("auto")
+    assert str(info.value) == (
+        "no kernel data plane is available here: ip6tnl: no ip6tnl here; "
+        "seg6: no seg6 here; bpf: no bpf here"
+    )
+
+
+def test_auto_takes_the_first_backend_the_kernel_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pmip6.dataplane import bpf, ip6tnl, seg6
+
+    monkeypatch.setattr(ip6tnl, "unavailable_reason", lambda: "no ip6tnl here")
+    monkeypatch.setattr(seg6, "unavailable_reason", lambda: "")
+    assert create("auto").name == "seg6"
+    monkeypatch.setattr(seg6, "unavailable_reason", lambda: "no seg6 here")
+    monkeypatch.setattr(bpf, "unavailable_reason", lambda: "")
+    assert create("auto").name == "bpf"
 
 
 def test_null_backend_does_nothing() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -244,17 +245,52 @@ def test_wire_is_plain_ipv6_in_ipv6(topo: Topo, backend: str) -> None:
         outer_nh = ip6[6]
         src, dst = IPv6Address(ip6[8:24]), IPv6Address(ip6[24:40])
         if {src, dst} == {LMAP, MPA1} and outer_nh != 58:
-            tunnelled.append((outer_nh, src, dst, ip6[40:]))
+            tunnelled.append((outer_nh, src, dst, ip6[40:], ip6[4:6]))
     assert tunnelled, "no tunnelled packet seen on the transport link"
     directions = set()
-    for outer_nh, src, dst, inner in tunnelled:
+    for outer_nh, src, dst, inner, outer_len in tunnelled:
         assert outer_nh == 41  # 43 would be a routing header (plain "encap")
         assert inner[0] >> 4 == 6
         inner_src, inner_dst = IPv6Address(inner[8:24]), IPv6Address(inner[24:40])
         assert {str(inner_src), str(inner_dst)} == {CN, MS}
         assert inner[6] == 58  # the ICMPv6 echo itself
+        # the outer payload is exactly the inner packet
+        assert int.from_bytes(outer_len) == 40 + int.from_bytes(inner[4:6])
         directions.add((src, dst))
     assert directions == {(LMAP, MPA1), (MPA1, LMAP)}
+
+
+@pytest.mark.root
+def test_packets_too_big_for_the_tunnel_get_packet_too_big(
+    topo: Topo, backend: str
+) -> None:
+    """RFC 2473 section 7: the tunnel's MTU is the link's less the header;
+    a larger packet that may not be fragmented is answered with ICMPv6
+    Packet Too Big naming it, and one that fits goes through."""
+    lmap = started(topo.lmap, backend)
+    mpa1 = started(topo.mpa1, backend)
+    try:
+        lmap.lmap_setup(LMAP, "tbr")
+        mpa1.mpa_setup(MPA1, "up0")
+        lmap.lmap_bind(LOA, MPA1)
+        mpa1.mpa_attach(LOA, "acc", LMAP)
+        assert ping(topo.cn, MS)
+
+        big = topo.cn.run(
+            "ping", "-6", "-c1", "-W1", "-M", "do", "-s", "1452", MS, check=False
+        )
+        found = re.search(r"mtu=(\d+)", big.stdout)
+        assert found, big.stdout
+        mtu = int(found.group(1))
+        assert 1280 <= mtu <= 1460
+        fits = topo.cn.run(
+            "ping", "-6", "-c1", "-W2", "-M", "do", "-s", str(mtu - 48), MS,
+            check=False,
+        )  # fmt: skip
+        assert fits.returncode == 0, fits.stdout
+    finally:
+        lmap.stop()
+        mpa1.stop()
 
 
 def _routes_text(ns: Namespace) -> list[str]:

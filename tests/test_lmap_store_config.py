@@ -249,7 +249,7 @@ def test_missing_uplink_is_named_and_exits_2_without_stopped(
 ) -> None:
     from pmip6.cli import main
 
-    config = lmap_config(tmp_path, uplink="pm-lm-nope0", dataplane="seg6")
+    config = lmap_config(tmp_path, uplink="pm-lm-nope0", dataplane="auto")
     assert main(["lmap", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     (line,) = err.splitlines()

@@ -228,7 +228,7 @@ def test_start_up_error_leaves_the_kernel_alone(tmp_path: Path) -> None:
         before = _kernel_state(ns)
         for access in ('["nope0"]', '["acc0", "nope0"]'):
             config = _write(
-                tmp_path, f'address = "fd00::11"\naccess = {access}\ndataplane = "seg6"'
+                tmp_path, f'address = "fd00::11"\naccess = {access}\ndataplane = "auto"'
             )
             proc = _mpa(config, ns=ns)
             assert proc.returncode == 2, proc.stderr

@@ -33,6 +33,7 @@ from ipaddress import IPv6Address
 
 _NR_BPF = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "ppc64le": 361, "s390x": 351}
 BPF_PROG_LOAD = 5
+BPF_OBJ_PIN = 6
 BPF_PROG_TEST_RUN = 10
 
 PROG_TYPE_SCHED_CLS = 3
@@ -93,6 +94,15 @@ def load(prog_type: int, code: bytes, name: str) -> int:
         why = log.value.decode(errors="replace").strip().splitlines()
         detail = f": {why[-1]}" if why else ""
         raise BpfError(exc.errno, f"loading {name}: {exc.strerror}{detail}") from None
+
+
+def pin(fd: int, path: str) -> None:
+    """Pin a loaded program at ``path`` on a bpf filesystem (for iproute2's
+    ``encap bpf xmit pinned PATH``)."""
+    name = ctypes.create_string_buffer(path.encode())
+    attr = bytearray(16)  # BPF_OBJ_PIN: pathname, bpf_fd
+    struct.pack_into("=QI", attr, 0, ctypes.addressof(name), fd)
+    _bpf(BPF_OBJ_PIN, attr)
 
 
 def test_run(fd: int, packet: bytes) -> tuple[int, bytes]:
