@@ -264,7 +264,7 @@ def test_wire_is_plain_ipv6_in_ipv6(topo: Topo, backend: str) -> None:
 def test_packets_too_big_for_the_tunnel_get_packet_too_big(
     topo: Topo, backend: str
 ) -> None:
-    """RFC 2473 section 7: the tunnel's MTU is the link's less the header;
+    """RFC 2473 6.7, 7.1: the tunnel's MTU is the link's less the header;
     a larger packet that may not be fragmented is answered with ICMPv6
     Packet Too Big naming it, and one that fits goes through."""
     lmap = started(topo.lmap, backend)
@@ -424,3 +424,35 @@ def test_enomem_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_auto_picks_a_kernel_backend() -> None:
     dp = create("auto")
     assert dp.name in ("ip6tnl", "seg6", "bpf")
+
+
+@pytest.mark.root
+def test_bpf_leaves_tc_state_that_is_not_its_own() -> None:
+    """A clsact qdisc with someone else's filter keeps both; ours go."""
+    why = bpf.unavailable_reason()
+    if why:
+        pytest.skip(why)
+    with Lab("pm-dp-") as lab:
+        ns = lab.add("tc")
+        ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+        ns.run("ip", "link", "set", "up0", "up")
+        addr_nodad(ns, "up0", f"{LMAP}/64")
+        ns.run("tc", "qdisc", "add", "dev", "up0", "clsact")
+        ns.run(
+            "tc", "filter", "add", "dev", "up0", "ingress", "prio", "7",
+            "protocol", "ipv6", "u32", "match", "u32", "0", "0", "classid", "1:1",
+        )  # fmt: skip
+        theirs = tc_state(ns)
+
+        dp = started(ns, "bpf")
+        dp.lmap_setup(LMAP, "up0")
+        during = tc_state(ns)
+        assert any(f"pmip6 decap {LMAP}" in line for line in during)
+        dp.lmap_setup(LMAP, "up0")  # idempotent: one filter of ours, same program
+
+        def no_ids(lines: list[str]) -> list[str]:
+            return [re.sub(r" id \d+ ", " ", line) for line in lines]
+
+        assert no_ids(tc_state(ns)) == no_ids(during)
+        dp.stop()
+        assert tc_state(ns) == theirs

@@ -207,10 +207,16 @@ class BpfDataPlane(LwtDataPlane):
         """Remove our decap filters but those set up in this run."""
         for link in self.ipr.get_links():
             index = link["index"]
-            for handle, name in self._our_filters(index):
-                if (index, name) not in self._decap:
-                    self._del_filter(index, handle)
-            self._drop_empty_clsact(index)
+            stale = [
+                handle
+                for handle, name in self._our_filters(index)
+                if (index, name) not in self._decap
+            ]
+            for handle in stale:
+                self._del_filter(index, handle)
+            if stale:
+                # a clsact qdisc with nothing left in it was ours to remove
+                self._drop_empty_clsact(index)
 
     def _del_filter(self, index: int, handle: int) -> None:
         try:

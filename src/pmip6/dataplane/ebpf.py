@@ -6,12 +6,12 @@ build them), the tunnel is two tiny eBPF programs:
 
 ``tunnel_program(src, dst)``, type LWT_XMIT, attached to a route
 (``TARGET encap bpf xmit ...``): prepends an IPv6 header from ``src`` to
-``dst`` with next header 41 (RFC 2473 section 3), then asks the kernel to
+``dst`` with next header 41 (RFC 2473 section 3.1), then asks the kernel to
 route the packet again by its new destination (``BPF_LWT_REROUTE``).
 
 ``decap_program(own)``, type SCHED_CLS, attached to the uplink's ingress with
 tc in direct-action mode: an IPv6 packet to ``own`` whose next header is 41
-loses its outer header (RFC 2473 section 3.2) and goes on into the stack as
+loses its outer header (RFC 2473 section 3.3) and goes on into the stack as
 the inner packet; everything else passes untouched.
 
 The programs are assembled here from a few instructions each, so no compiler,
@@ -163,7 +163,7 @@ SKB_DATA_END = 80
 ETH_HLEN = 14
 IPV6_HLEN = 40
 IPPROTO_IPV6 = 41
-#: outer hop limit: the default of RFC 2473 section 6.3 is the node's own
+#: outer hop limit: the node's default for its own packets (RFC 2473 6.3)
 HOP_LIMIT = 64
 
 
@@ -219,7 +219,7 @@ def tunnel_program(src: IPv6Address, dst: IPv6Address) -> bytes:
     code: list[bytes | _Jump | str] = [
         _insn(_ALU64 | _MOV | _X, R6, R1),
         _insn(_LDX | _MEM | _W, R7, R6, SKB_LEN),
-        # version 6, traffic class and flow label 0 (RFC 2473 section 6.4)
+        # version 6, traffic class and flow label 0 (RFC 2473 sections 6.4, 6.5)
         _insn(_ST | _MEM | _W, R10, 0, hdr, 0x60),
         # payload length = the whole inner packet, then next header and hop limit
         _insn(_END_TO_BE, R7, 0, 0, 16),

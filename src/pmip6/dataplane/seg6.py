@@ -180,7 +180,7 @@ class Seg6DataPlane(LwtDataPlane):
         return out[-1] if out else "::"
 
     def decap_setup(self, own: IPv6Address, uplink: str, oif: int) -> None:
-        # outer source of everything we encapsulate (RFC 2473 section 3)
+        # outer source of everything we encapsulate (RFC 2473 section 3.1)
         if self._saved_tunsrc is None:
             self._saved_tunsrc = self._tunsrc_now()
         self._tunsrc(str(own))
