@@ -30,6 +30,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from pmip6.dataplane import bpf, ebpf, fastpath, seg6
 from pmip6.dataplane.kernel import PROTO, RT_TABLE_MAIN
+from pmip6.lab.lab import Interrupts
 from pmip6.lab.netns import Namespace, addr_nodad, namespace
 
 OWN = IPv6Address("fd00::1")
@@ -138,6 +139,11 @@ def with_fastpath(ns: Namespace, ts: list[IPv6Network], add: bool) -> int:
     return retries
 
 
+#: lines per ``ip -batch`` run: iproute2 keeps every pinned program it reads
+#: open until it exits, and the file limit here is 20,000
+IP_BATCH_LINES = 10_000
+
+
 def with_ip_batch(ns: Namespace, ts: list[IPv6Network], add: bool) -> int:
     """``ip -6 -batch``; on ENOMEM, resume from the failed line after a pause."""
     if add:
@@ -147,6 +153,13 @@ def with_ip_batch(ns: Namespace, ts: list[IPv6Network], add: bool) -> int:
         ]
     else:
         lines = [f"route del {t} proto {PROTO}\n" for t in ts]
+    resumes = 0
+    for start in range(0, len(lines), IP_BATCH_LINES):
+        resumes += _ip_batch(ns, lines[start : start + IP_BATCH_LINES])
+    return resumes
+
+
+def _ip_batch(ns: Namespace, lines: list[str]) -> int:
     resumes, pause = 0, 0.002
     while lines:
         with tempfile.NamedTemporaryFile("w", suffix=".ip", delete=False) as f:
@@ -262,4 +275,6 @@ def run(ns: Namespace, backend: str, sizes: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # SIGTERM and SIGHUP unwind like Ctrl-C: the namespaces built are removed
+    with Interrupts():
+        sys.exit(main())

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 
-from pmip6.lab.lab import Lab
+from pmip6.lab.lab import Interrupts, Lab
 from pmip6.lab.netns import Namespace
 from pmip6.lab.topology import ACCESS_IF, UPLINK_IF, Topology
 from pmip6.wire.dhcp6 import MessageType, RelayMessage, decode_message
@@ -230,4 +230,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # SIGTERM and SIGHUP unwind like Ctrl-C: the namespaces built are removed
+    with Interrupts():
+        sys.exit(main())

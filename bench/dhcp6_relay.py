@@ -25,6 +25,7 @@ from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
 from pmip6.core.dhcp_relay import interface_id_for_mac, relay_forward, relay_reply
+from pmip6.lab.lab import Interrupts
 from pmip6.wire.dhcp6 import (
     IANA,
     SERVER_PORT,
@@ -252,4 +253,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # SIGTERM and SIGHUP unwind like Ctrl-C: the namespaces built are removed
+    with Interrupts():
+        sys.exit(main())

@@ -11,7 +11,11 @@ Bare (root): the same namespaces and links with no daemons; the same moves.
 What the kernel needs to move the veth end and raise the carrier, and how long
 the MS's kernel waits before its first frame, without any of our code.
 
-    .venv/bin/python bench/handover.py [--moves 50]
+    .venv/bin/python bench/handover.py [--moves 50] [--aaa file|radius|both]
+
+With ``--aaa both`` the lab runs twice, its MPAs taking profiles from the
+file backend and then from FreeRADIUS, and the attach at the new MPA (first
+frame -> PBU, which waits for AAA) is printed side by side.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import secrets
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 from pmip6.lab.capture import HandoverTimes, Pinger, Tap, handover_times
-from pmip6.lab.lab import Lab, wait_for
+from pmip6.lab.lab import Interrupts, Lab, wait_for
 from pmip6.lab.topology import ACCESS_IF, UPLINK_IF, Topology
 
 DWELL = 0.15  # seconds at each MPA after the handover completed
@@ -105,16 +111,12 @@ def row(name: str, values: list[float | None]) -> str:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--moves", type=int, default=50)
-    args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("bench/handover.py needs root (network namespaces)", file=sys.stderr)
-        return 1
-
-    # --- the lab, with daemons --------------------------------------------------
-    lab = Lab.create(Topology.default(f"bh{secrets.token_hex(3)}"))
+def run_lab(
+    aaa: str, count: int
+) -> tuple[list[HandoverTimes], list[float], int, dict[str, Any] | None] | None:
+    """The moves in a lab whose MPAs take profiles from ``aaa``."""
+    topo = replace(Topology.default(f"bh{secrets.token_hex(3)}"), aaa=aaa)
+    lab = Lab.create(topo)
     tap: Tap | None = None
     pinger: Pinger | None = None
     try:
@@ -122,16 +124,16 @@ def main() -> int:
         loa = lab.wait_loa("ms1", timeout=15.0)
         if loa is None:
             print("the MS got no LoA; see the daemons' logs", file=sys.stderr)
-            return 1
+            return None
         tap = open_taps(lab, uplink=True)
         ping = ["ping", "-6", "-n", "-i", "0.005", "-W", "1", str(loa)]
         pinger = Pinger(lab.command("cn", ping))
         if pinger.wait_reply_after(0, 5.0) is None:
             print("no echo reply from the MS before the first move", file=sys.stderr)
-            return 1
-        print(f"lab: {args.moves} handovers, CN pinging {loa} every 5 ms",
+            return None
+        print(f"lab ({aaa} AAA): {count} handovers, CN pinging {loa} every 5 ms",
               file=sys.stderr)  # fmt: skip
-        lab_times, lab_cmds, lab_incomplete = moves(lab, tap, args.moves, "reply", loa)
+        times, cmds, incomplete = moves(lab, tap, count, "reply", loa)
         binding = lab.binding_for(lab.topo.stations[0].nai)
     finally:
         if pinger is not None:
@@ -139,6 +141,32 @@ def main() -> int:
         if tap is not None:
             tap.close()
         lab.down()
+    return times, list(cmds), incomplete, binding
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--moves", type=int, default=50)
+    parser.add_argument(
+        "--aaa",
+        choices=("file", "radius", "both"),
+        default="file",
+        help="where the MPAs take profiles from; both: the lab twice, side by side",
+    )
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench/handover.py needs root (network namespaces)", file=sys.stderr)
+        return 1
+
+    # --- the lab, with daemons --------------------------------------------------
+    backends = ["file", "radius"] if args.aaa == "both" else [args.aaa]
+    runs = {}
+    for aaa in backends:
+        got = run_lab(aaa, args.moves)
+        if got is None:
+            return 1
+        runs[aaa] = got
+    lab_times, lab_cmds, lab_incomplete, binding = runs[backends[0]]
 
     # --- the same moves with no daemons -------------------------------------------
     bare = Lab.create(Topology.default(f"bb{secrets.token_hex(3)}"))
@@ -184,8 +212,21 @@ def main() -> int:
         print(
             f"final binding: {binding['nai']} {binding['loa']} -> {binding['care_of']}"
         )
+    if len(runs) == 2:
+        # a roam is an attach at the new MPA: AAA is asked before the PBU
+        print("attach at the new MPA by AAA backend (ms)  p50      p90      p99")
+        for aaa, (times, _, _, _) in runs.items():
+            print(row(f"{aaa}: first frame -> PBU sent", [t.to_pbu for t in times]))
+            print(row(f"{aaa}: first frame -> RA", [t.to_ra for t in times]))
+        file_pbu = [t.to_pbu for t in runs["file"][0] if t.to_pbu is not None]
+        radius_pbu = [t.to_pbu for t in runs["radius"][0] if t.to_pbu is not None]
+        if file_pbu and radius_pbu:
+            ratio = percentile(radius_pbu, 50) / percentile(file_pbu, 50)
+            print(f"ratio radius/file, p50 first frame -> PBU sent: {ratio:.2f}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # SIGTERM and SIGHUP unwind like Ctrl-C: the namespaces built are removed
+    with Interrupts():
+        sys.exit(main())

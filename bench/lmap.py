@@ -32,6 +32,7 @@ from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
 from pmip6.core.lmap import Binding, LmapEngine, LmapSettings, Send
+from pmip6.lab.lab import Interrupts
 from pmip6.runtime.control import request
 from pmip6.runtime.store import BindingStore
 from pmip6.wire.mh import (
@@ -403,4 +404,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # SIGTERM and SIGHUP unwind like Ctrl-C: the namespaces built are removed
+    with Interrupts():
+        sys.exit(main())

@@ -32,6 +32,7 @@ import dpkt
 
 from pmip6.aaa.base import MsProfile
 from pmip6.core.mpa import MpaEngine, MpaSettings, SendMh, SendRa
+from pmip6.lab.lab import Interrupts
 from pmip6.wire import nd
 from pmip6.wire.errors import Malformed
 from pmip6.wire.mh import (
@@ -585,4 +586,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # SIGTERM and SIGHUP unwind like Ctrl-C: the namespaces built are removed
+    with Interrupts():
+        sys.exit(main())
