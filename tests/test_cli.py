@@ -64,3 +64,13 @@ def test_log_lines_escape_non_printable_characters() -> None:
     finally:
         logger.removeHandler(handler)
     assert stream.getvalue() == "WARNING refused a\\nFAKE line\\x1b[31m\\x85\n"
+
+
+@pytest.mark.parametrize("moves", ["0", "-1", "x"])
+def test_demo_needs_at_least_one_handover(
+    moves: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--moves", moves])
+    assert info.value.code == 2
+    assert "--moves" in capsys.readouterr().err

@@ -169,14 +169,69 @@ def _pmip6(*argv: str, ns: Namespace | None = None) -> list[str]:
     return ["ip", "netns", "exec", ns.name, *cmd] if ns else cmd
 
 
-def _lmap_config(tmp_path: Path, name: str, sock: str) -> Path:
+def _lmap_config(
+    tmp_path: Path,
+    name: str,
+    sock: str,
+    dataplane: str = "none",
+    state: str = "lmap.db",
+) -> Path:
     path = tmp_path / name
     path.write_text(
         '[lmap]\naddress = "fd00::1"\nprefixes = ["2001:db8:1::/48"]\n'
-        f'mpas = ["fd00::/64"]\ndataplane = "none"\nstate = "lmap.db"\n'
+        f'mpas = ["fd00::/64"]\ndataplane = "{dataplane}"\nstate = "{state}"\n'
         f'control_socket = "{sock}"\n'
     )
     return path
+
+
+def _forwarding_state(ns: Namespace) -> list[str]:
+    out = [
+        ns.run("ip", "-6", "route", "show", "table", "all", "proto", "155").stdout,
+        ns.run("ip", "-6", "rule", "show").stdout,
+    ]
+    for dev in ("up0", "lo"):
+        out.append(ns.run("tc", "filter", "show", "dev", dev, "ingress").stdout)
+    return out
+
+
+@pytest.mark.root
+def test_second_lmap_in_the_namespace_leaves_the_forwarding_alone(
+    tmp_path: Path,
+) -> None:
+    # another socket and another store, but the same kernel: refused
+    config = _lmap_config(tmp_path, "lmap.toml", "lmap.sock", "auto")
+    other = _lmap_config(tmp_path, "other.toml", "other.sock", "auto", "other.db")
+    sock = tmp_path / "lmap.sock"
+    with namespace("pm-one-") as ns:
+        ns.run("ip", "link", "set", "lo", "up")
+        ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+        ns.run("ip", "link", "set", "up0", "up")
+        addr_nodad(ns, "up0", "fd00::1/64")
+        first = subprocess.Popen(
+            _pmip6("lmap", "--config", str(config), ns=ns),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            _wait_for(sock, first)
+            before = _forwarding_state(ns)
+            second = subprocess.run(
+                _pmip6("lmap", "--config", str(other), ns=ns),
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert second.returncode == 2, second.stderr
+            (line,) = second.stderr.splitlines()
+            assert line.startswith(f"pmip6 lmap: {other}: [lmap] dataplane: ")
+            assert "another pmip6 daemon programs this network namespace" in line
+            assert _forwarding_state(ns) == before
+            assert _answers(sock)
+        finally:
+            out = _stop(first)
+        assert first.returncode == 0, out
 
 
 @pytest.mark.root

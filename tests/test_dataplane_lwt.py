@@ -456,3 +456,30 @@ def test_bpf_leaves_tc_state_that_is_not_its_own() -> None:
         assert no_ids(tc_state(ns)) == no_ids(during)
         dp.stop()
         assert tc_state(ns) == theirs
+
+
+@pytest.mark.root
+def test_one_backend_per_namespace(backend: str) -> None:
+    """A second start in the same namespace is refused and changes nothing:
+    its reconcile or stop would remove the first one's forwarding."""
+    with Lab("pm-dp-") as lab:
+        ns = lab.add("one")
+        ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+        ns.run("ip", "link", "set", "up0", "up")
+        addr_nodad(ns, "up0", f"{LMAP}/64")
+        first = started(ns, backend)
+        try:
+            first.lmap_setup(LMAP, "up0")
+            first.lmap_bind(LOA, MPA1)
+            before = ours(ns), tc_state(ns)
+            second = create(backend, netns=ns.name)
+            with pytest.raises(DataPlaneError, match="another pmip6 daemon") as info:
+                second.start()
+            assert f"pid {os.getpid()}" in str(info.value)
+            second.stop()  # a refused start leaves nothing to undo
+            assert (ours(ns), tc_state(ns)) == before
+        finally:
+            first.stop()
+        # released at stop: the next one may start
+        again = started(ns, backend)
+        again.stop()

@@ -101,6 +101,44 @@ def test_bad_descriptions_are_refused(data: dict, message: str) -> None:
         Topology.from_dict(data)
 
 
+def test_lab_up_takes_the_name_from_the_file_unless_given() -> None:
+    import argparse
+
+    from pmip6.lab.cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["up", "lab.toml"]).name is None
+    assert parser.parse_args(["up", "--name", "x", "lab.toml"]).name == "x"
+    assert parser.parse_args(["down"]).name == "pm"
+
+
+def test_lab_up_interrupted_while_showing_loas_removes_the_lab(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from pmip6.lab import cli
+    from pmip6.lab.lab import Lab
+
+    removed = []
+
+    def interrupted(self: Lab, ms: str, timeout: float = 0) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Lab, "create", classmethod(lambda cls, topo: cls(topo, {})))
+    monkeypatch.setattr(Lab, "up", lambda self, **kw: None)
+    monkeypatch.setattr(Lab, "wait_loa", interrupted)
+    monkeypatch.setattr(Lab, "down", lambda self, say=None: removed.append(1) or [])
+    args = argparse.Namespace(
+        topology=None, name="pm", mpas=None, mss=None, aaa=None, dhcp=False,
+        no_daemons=False,
+    )  # fmt: skip
+    assert cli._up(args) == 130
+    assert removed == [1]
+    assert "interrupted: the lab was removed" in capsys.readouterr().err
+
+
 def test_load_reads_a_file_and_name_option_wins(tmp_path: Path) -> None:
     path = tmp_path / "lab.toml"
     path.write_text('[lab]\nname = "file"\nmpas = 4\n[[ms]]\n[[ms]]\n')
@@ -280,6 +318,18 @@ def test_format_status_marks_missing_parts() -> None:
         ({"ms": [{}, {"known": "no"}]}, "[[ms]] 2 known = 'no': true or false"),
         ({"ms": [{"mac": 5}]}, "[[ms]] 1 mac = 5: a string"),
         ({"ms": "ms1"}, "one [[ms]] table per station"),
+        # what the daemons would refuse, refused before anything is built
+        ({"lab": {"log_level": "loud"}}, "log_level = 'loud': one of debug"),
+        ({"lab": {"profile": "bogus"}}, "profile = 'bogus': one of draft-00"),
+        ({"lab": {"dataplane": "gre"}}, "dataplane = 'gre': one of auto"),
+        ({"lab": {"absent_timeout": -1}}, "absent_timeout = -1.0: 0.1 to 86400"),
+        ({"lab": {"lifetime": 2}}, "lifetime = 2: 4 to 262140 seconds"),
+        ({"foo": {}}, "unknown table [foo]"),
+        (
+            {"ms": [{}, {"name": "ms2", "lnp": "2001:db8:1:1::/64"}]},
+            "ms1 and ms2 share the LNP 2001:db8:1:1::/64",
+        ),
+        ({"ms": [{"nai": "a@b"}, {"nai": "a@b"}]}, "two stations share a NAI"),
     ],
 )
 def test_bad_values_name_their_key(data: dict, message: str) -> None:

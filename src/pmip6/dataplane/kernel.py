@@ -14,6 +14,12 @@ pref 20         ``from TARGET iif ACCESS lookup 0x9b0k`` (MPA uplink)
 pref 1000       ``lookup local`` (moved from pref 0 so pref 10 wins)
 ==============  =========================================================
 
+One backend per network namespace: everything of ours carries the same
+marks, so a second daemon's reconcile or stop would remove the first one's
+forwarding. ``start()`` takes an exclusive lock named after the namespace
+(``/run/pmip6/netns-INODE.lock``, holding the pid) and a second start in the
+same namespace fails before it changes anything; ``stop()`` releases it.
+
 Sysctls set (previous values restored by ``stop()``):
 ``net.ipv6.conf.all.forwarding=1`` on both sides (the LMAP and the MPA are
 routers). seg6 needs no ``seg6_enabled``: encap.red with one segment sends no
@@ -23,7 +29,9 @@ routing header and End.DX6 does not need one.
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
+import os
 import socket
 import threading
 import time
@@ -52,6 +60,8 @@ TABLE_UPLINK_LAST = 0x9BFF
 PREF_DECAP = 10
 PREF_UPLINK = 20
 PREF_LOCAL = 1000
+
+LOCK_DIR = "/run/pmip6"
 
 ENOMEM_RETRIES = 8
 ENOMEM_FIRST_DELAY = 0.02
@@ -108,6 +118,7 @@ class KernelDataPlane(DataPlane):
         self.netns = netns
         self.ipr: Any = None
         self._lock = threading.RLock()
+        self._netns_lock: int | None = None
         self._saved_sysctls: dict[str, str] = {}
         self.lmap_own: IPv6Address | None = None
         self.lmap_uplink: str | None = None
@@ -159,9 +170,42 @@ class KernelDataPlane(DataPlane):
     def start(self) -> None:
         with self._lock:
             if self.ipr is None:
-                with self.inside():
-                    self.ipr = IPRoute()
+                # first the claim: a refused start must leave nothing to undo
+                self._claim_namespace()
+                try:
+                    with self.inside():
+                        self.ipr = IPRoute()
+                except BaseException:
+                    self._release_namespace()
+                    raise
             self.on_start()
+
+    def _claim_namespace(self) -> None:
+        with self.inside():
+            inode = os.stat("/proc/thread-self/ns/net").st_ino
+        path = os.path.join(LOCK_DIR, f"netns-{inode}.lock")
+        try:
+            os.makedirs(LOCK_DIR, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise DataPlaneError(f"cannot create {path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise DataPlaneError(
+                "another pmip6 daemon programs this network namespace's "
+                f"forwarding (pid {holder or '?'}, lock {path})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._netns_lock = fd
+
+    def _release_namespace(self) -> None:
+        if self._netns_lock is not None:
+            os.close(self._netns_lock)
+            self._netns_lock = None
 
     def on_start(self) -> None:
         """Hook: backend-specific probing at start."""
@@ -177,6 +221,7 @@ class KernelDataPlane(DataPlane):
             finally:
                 self.ipr.close()
                 self.ipr = None
+                self._release_namespace()
 
     def _need(self) -> None:
         if self.ipr is None:

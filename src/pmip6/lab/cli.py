@@ -18,8 +18,8 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from pmip6.lab.lab import Interrupts, Lab, LabError, lab_namespaces
-from pmip6.lab.topology import AAA_BACKENDS, Topology, TopologyError
+from pmip6.lab.lab import Interrupts, Lab, LabError, lab_namespaces, removing
+from pmip6.lab.topology import AAA_BACKENDS, MsSpec, Topology, TopologyError
 from pmip6.runtime.ctl import format_table
 
 HELP = "build and drive a lab of network namespaces"
@@ -28,12 +28,16 @@ HELP = "build and drive a lab of network namespaces"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    def named(name: str, help_: str) -> argparse.ArgumentParser:
+    def named(
+        name: str, help_: str, default: str | None = "pm"
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
-        p.add_argument("--name", default="pm", help="lab name (default: pm)")
+        what = "pm" if default else "the topology's [lab] name, else pm"
+        p.add_argument("--name", default=default, help=f"lab name (default: {what})")
         return p
 
-    up = named("up", "build the lab and start its daemons")
+    # a topology file may name the lab: --name wins only when given
+    up = named("up", "build the lab and start its daemons", default=None)
     up.add_argument(
         "topology", nargs="?", help="TOML description (default: the built-in one)"
     )
@@ -97,7 +101,7 @@ def _up(args: argparse.Namespace) -> int:
     else:
         # 0 is a value, not "not given": Topology refuses it
         topo = Topology.default(
-            args.name,
+            args.name or "pm",
             mpas=2 if args.mpas is None else args.mpas,
             mss=1 if args.mss is None else args.mss,
         )
@@ -119,17 +123,35 @@ def _up(args: argparse.Namespace) -> int:
     example = "ADDRESS"
     if not args.no_daemons:
         # the stations' kernels configure themselves; show what they got
-        for s in topo.stations:
-            loa = lab.wait_loa(s.name, timeout=5.0) if s.known else None
-            if loa is not None:
-                example = str(loa)
-            print(f"{s.name}: LoA {loa}" if loa else f"{s.name}: no LoA (yet)")
+        try:
+            with Interrupts():
+                for s in topo.stations:
+                    loa = _shown_loa(lab, s)
+                    if loa is not None:
+                        example = loa
+        except KeyboardInterrupt:
+            # "is up" was not said yet: an interrupt still means "remove it"
+            removing(lambda: lab.down())
+            print("interrupted: the lab was removed", file=sys.stderr)
+            return 130
     print(f"lab {topo.name} is up; state in {topo.run_dir}")
     print(f"  pmip6 lab status --name {topo.name}")
     print(f"  pmip6 lab exec --name {topo.name} cn -- ping -6 {example}")
     print(f"  pmip6 lab move --name {topo.name} ms1 mpa2")
     print(f"  pmip6 lab down --name {topo.name}")
     return 0
+
+
+def _shown_loa(lab: Lab, s: MsSpec) -> str | None:
+    """Wait a little for a station's LoA and print it; an MS that got service
+    but no LoA is named with the reason the lab knows."""
+    loa = lab.wait_loa(s.name, timeout=5.0) if s.known else None
+    if loa is not None:
+        print(f"{s.name}: LoA {loa}")
+        return str(loa)
+    why = "unknown to AAA" if not s.known else "no LoA (yet)"
+    print(f"{s.name}: {why}")
+    return None
 
 
 def _down(args: argparse.Namespace) -> int:

@@ -50,7 +50,10 @@ DWELL = 1.0  # seconds of pinging at each MPA between handovers
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="lab name (default: demo plus a random suffix)")
     parser.add_argument(
-        "--moves", type=int, default=2, help="handovers: 2 is there and back"
+        "--moves",
+        type=_positive,
+        default=2,
+        help="handovers, 1 or more: 2 is there and back",
     )
     parser.add_argument(
         "--aaa",
@@ -384,6 +387,16 @@ def _netns() -> set[str]:
     from pmip6.lab.lab import netns_list
 
     return netns_list()
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: at least one handover")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,12 +29,17 @@ MPA k fd00::1k), CN link 2001:db8:ffff::/64, one LNP 2001:db8:1:k::/64 per MS.
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any
+
+from pmip6.dataplane import BACKENDS
+from pmip6.runtime.config import LOG_LEVELS
+from pmip6.wire.profile import PROFILES
 
 RUN_ROOT = Path("/run/pmip6-lab")
 
@@ -201,6 +206,11 @@ class Topology:
     def from_dict(
         cls, data: dict[str, Any], name: str | None = None, mpas: int | None = None
     ) -> Topology:
+        tables = sorted(set(data) - {"lab", "ms"})
+        if tables:
+            raise TopologyError(
+                f"unknown table [{tables[0]}] (a topology has [lab] and [[ms]])"
+            )
         lab = dict(data.get("lab", {}))
         unknown = set(lab) - {
             "name",
@@ -297,6 +307,25 @@ class Topology:
             raise TopologyError(f"aaa = {self.aaa!r}: one of {', '.join(AAA_BACKENDS)}")
         if not 1 <= self.mpas <= 50:
             raise TopologyError(f"mpas = {self.mpas}: between 1 and 50")
+        # what the daemons would refuse at start, refused before anything is built
+        if self.profile not in PROFILES:
+            raise TopologyError(
+                f"profile = {self.profile!r}: one of {', '.join(sorted(PROFILES))}"
+            )
+        if self.dataplane not in BACKENDS:
+            raise TopologyError(
+                f"dataplane = {self.dataplane!r}: one of {', '.join(BACKENDS)}"
+            )
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise TopologyError(
+                f"log_level = {self.log_level!r}: one of {', '.join(LOG_LEVELS)}"
+            )
+        if not 4 <= self.lifetime <= 262140:
+            raise TopologyError(f"lifetime = {self.lifetime}: 4 to 262140 seconds")
+        if not 0.1 <= self.absent_timeout <= 86400:
+            raise TopologyError(
+                f"absent_timeout = {self.absent_timeout}: 0.1 to 86400 seconds"
+            )
         if not 1 <= len(self.stations) <= MAX_MSS:
             raise TopologyError(
                 f"{len(self.stations)} stations: between 1 and {MAX_MSS}"
@@ -307,6 +336,14 @@ class Topology:
         macs = [s.mac for s in self.stations]
         if len(set(macs)) != len(macs):
             raise TopologyError("two stations share a MAC")
+        nais = [s.nai for s in self.stations]
+        if len(set(nais)) != len(nais):
+            raise TopologyError("two stations share a NAI")
+        # each MS owns its LNP (the LMAP refuses an overlap with 142)
+        by_lnp = sorted(self.stations, key=lambda s: s.lnp)
+        for a, b in itertools.pairwise(by_lnp):
+            if a.lnp.overlaps(b.lnp):
+                raise TopologyError(f"{a.name} and {b.name} share the LNP {b.lnp}")
         for s in self.stations:
             if not re.match(r"^ms[0-9a-z]{1,6}$", s.name):
                 raise TopologyError(

@@ -125,13 +125,13 @@ def parse_config(
 ) -> LmapConfig:
     """Validate the ``[lmap]`` table; raise ``ConfigError`` naming the key."""
 
-    section = data.get("lmap")
-    if not isinstance(section, dict):
-        raise ConfigError(f"{where}: missing [lmap] table")
     # a typo'd table would otherwise be ignored without a word
     others = sorted(set(data) - {"lmap"})
     if others:
         raise ConfigError(f"{where}: [{others[0]}]: unknown table (known: [lmap])")
+    section = data.get("lmap")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: missing [lmap] table")
     table = Table(section, where, "lmap", base)
     fail, text = table.fail, table.text
     table.check_keys(_KEYS)
