@@ -183,9 +183,14 @@ class Demo:
             at = to
 
         stats = self._stop_ping()
+        lost = stats["transmitted"] - stats["received"]
+        at_moves = sum(h[3] for h in self.handovers if h[3] > 0)
+        # the rest: requests still in flight when ping stopped, or lost outside
+        # the handovers (each handover's count runs between its two replies)
+        where = f" ({at_moves} at the handovers)" if lost != at_moves else ""
         self.say(
             f"ping: {stats['transmitted']} sent, {stats['received']} replies, "
-            f"{stats['transmitted'] - stats['received']} lost"
+            f"{lost} lost{where}"
         )
 
     def _handover(self, n: int, loa: IPv6Address, old: str, new: str) -> None:

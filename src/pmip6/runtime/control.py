@@ -179,6 +179,12 @@ def request(path: str, command: str, timeout: float = 5.0, **args: Any) -> Any:
             sock.connect(path)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise ConnectionError(f"no daemon listens on {path}") from exc
+        except PermissionError as exc:
+            # the socket is mode 0600, owned by the daemon's user (root)
+            raise PermissionError(
+                f"{path}: permission denied (the daemon's control socket is "
+                "for its own user; run as root)"
+            ) from exc
         sock.sendall(payload)
         chunks = []
         while True:
