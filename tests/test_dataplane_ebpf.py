@@ -72,15 +72,32 @@ def test_jumps_land_on_their_labels() -> None:
             if op & 0x07 in (0x05, 0x06) and op not in (0x85, 0x95):
                 target = pc + 1 + off
                 assert 0 <= target < len(decoded)
-                # every jump ends in "return OK" or "drop": a mov to r0, then exit
-                assert decoded[target][0] == 0xB7 and decoded[target][1] == 0
-                assert decoded[target + 1][0] == 0x95
+                # every jump lands on a return (a mov to r0, then exit) or on
+                # the call that cuts the outer header
+                block = decoded[target : target + 7]
+                returns = block[0][:2] == (0xB7, 0) and block[1][0] == 0x95
+                cuts = (0x85, ebpf.FUNC_SKB_ADJUST_ROOM) in [
+                    (b[0], b[4]) for b in block
+                ]
+                assert returns or cuts, (pc, target)
 
 
 def test_decap_program_compares_every_word_of_the_address() -> None:
     words = struct.unpack("<4i", OWN.packed)
-    compared = [imm for op, *_, imm in insns(ebpf.decap_program(OWN)) if op == 0x56]
-    assert compared == [0xDD86, 41, *words]
+    compared = [
+        imm for op, *_, imm in insns(ebpf.decap_program(OWN)) if op in (0x16, 0x56)
+    ]
+    # EtherType, the address, then next header 41 or the encapsulation limit
+    assert compared == [0xDD86, *words, 41, 60, 41, 0x0104, 0x0101]
+
+
+def test_decapsulation_keeps_the_senders_segment_size() -> None:
+    # GRO-merged tunnel packets: without BPF_F_ADJ_ROOM_FIXED_GSO the kernel
+    # grows gso_size by the 40 octets removed and re-segments too large
+    code = insns(ebpf.decap_program(OWN))
+    call = code.index((0x85, 0, 0, 0, ebpf.FUNC_SKB_ADJUST_ROOM))
+    assert (0xB7, 4, 0, 0, ebpf.BPF_F_ADJ_ROOM_FIXED_GSO) in code[call - 4 : call]
+    assert (0xB7, 3, 0, 0, ebpf.BPF_ADJ_ROOM_MAC) in code[call - 4 : call]
 
 
 def test_route_names_say_which_tunnel() -> None:
@@ -124,6 +141,19 @@ def test_tunnelled_packet_to_us_comes_out_as_the_inner_one(decap: int) -> None:
     assert ebpf.test_run(decap, frame) == (ebpf.TC_ACT_OK, ETH + ECHO)
 
 
+# what a Linux ip6ip6 tunnel sends by default: a Destination Options header
+# with the Tunnel Encapsulation Limit option (RFC 2473 4.1.1) and a PadN
+ENCAP_LIMIT = bytes([41, 0, 4, 1, 4, 1, 1, 0])
+
+
+@pytest.mark.root
+def test_tunnel_encapsulation_limit_is_removed_with_the_outer_header(
+    decap: int,
+) -> None:
+    frame = ETH + ipv6(LMAP, OWN, 60, ENCAP_LIMIT + ECHO)
+    assert ebpf.test_run(decap, frame) == (ebpf.TC_ACT_OK, ETH + ECHO)
+
+
 @pytest.mark.root
 def test_decapsulated_frame_reads_as_the_inner_packet_to_scapy(decap: int) -> None:
     from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
@@ -144,11 +174,25 @@ def test_decapsulated_frame_reads_as_the_inner_packet_to_scapy(decap: int) -> No
         ETH + ipv6(LMAP, OWN, 43, ECHO),  # a routing header first: not RFC 2473
         ETH[:12] + b"\x08\x00" + ipv6(LMAP, OWN, 41, ECHO),  # not IPv6
         ETH[:12] + b"\x88\xb5" + b"\0" * 20,  # another EtherType, short
+        # destination options other than the encapsulation limit alone
+        ETH + ipv6(LMAP, OWN, 60, bytes([41, 0, 0xC2, 4, 0, 0, 0, 0]) + ECHO),
+        ETH + ipv6(LMAP, OWN, 60, bytes([58, 0, 4, 1, 4, 1, 1, 0]) + ECHO[40:]),
+        ETH + ipv6(LMAP, OWN, 60, bytes([41, 1, 4, 1, 4, 1, 1, 0]) + bytes(8) + ECHO),
     ],
-    ids=["other-destination", "not-tunnelled", "routing-header", "ipv4", "short"],
+    ids=[
+        "other-destination",
+        "not-tunnelled",
+        "routing-header",
+        "ipv4",
+        "short",
+        "other-option",
+        "options-then-icmp",
+        "longer-options",
+    ],
 )
-def test_everything_else_passes_untouched(decap: int, frame: bytes) -> None:
-    assert ebpf.test_run(decap, frame) == (ebpf.TC_ACT_OK, frame)
+def test_everything_else_passes_on_untouched(decap: int, frame: bytes) -> None:
+    # TC_ACT_UNSPEC: the next filter on the interface still sees it
+    assert ebpf.test_run(decap, frame) == (ebpf.TC_ACT_UNSPEC, frame)
 
 
 @pytest.mark.root
@@ -158,6 +202,9 @@ def test_everything_else_passes_untouched(decap: int, frame: bytes) -> None:
         st.binary(min_size=14, max_size=200),
         # tunnelled to us, with any inner octets: the branch that cuts
         st.binary(max_size=120).map(lambda b: ETH + ipv6(LMAP, OWN, 41, b)),
+        st.binary(max_size=120).map(
+            lambda b: ETH + ipv6(LMAP, OWN, 60, ENCAP_LIMIT[:4] + b)
+        ),
     )
 )
 def test_any_frame_is_passed_or_decapsulated(decap: int, frame: bytes) -> None:
@@ -165,19 +212,27 @@ def test_any_frame_is_passed_or_decapsulated(decap: int, frame: bytes) -> None:
     assume(not (frame[12:14] == b"\x86\xdd" and len(frame) < 54))
     assume(not (frame[12:14] == b"\x08\x00" and len(frame) < 34))
     verdict, out = ebpf.test_run(decap, frame)
-    tunnelled = (
-        len(frame) >= 54
-        and frame[12:14] == b"\x86\xdd"
-        and frame[20] == 41
-        and frame[38:54] == OWN.packed
-    )
-    if not tunnelled:
-        assert (verdict, out) == (ebpf.TC_ACT_OK, frame)
+    cut = _outer_length(frame)
+    if cut is None:
+        assert (verdict, out) == (ebpf.TC_ACT_UNSPEC, frame)
     elif verdict == ebpf.TC_ACT_OK:
-        assert out == frame[:14] + frame[54:]
+        assert out == frame[:14] + frame[14 + cut :]
     else:
         # the kernel refuses to leave less than an IPv6 header: dropped
-        assert verdict == ebpf.TC_ACT_SHOT and len(frame) - 54 < 40
+        assert verdict == ebpf.TC_ACT_SHOT and len(frame) - 14 - cut < 40
+
+
+def _outer_length(frame: bytes) -> int | None:
+    """What the program must cut from a frame: an independent statement of
+    its rule (None: not a tunnel packet for OWN)."""
+    if len(frame) < 54 or frame[12:14] != b"\x86\xdd" or frame[38:54] != OWN.packed:
+        return None
+    if frame[20] == 41:
+        return 40
+    limit = frame[54:62]
+    if frame[20] == 60 and len(limit) == 8 and limit[:4] == bytes([41, 0, 4, 1]):
+        return 48 if limit[5:7] == b"\x01\x01" else None
+    return None
 
 
 def test_unknown_architecture_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

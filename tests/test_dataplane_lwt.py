@@ -18,6 +18,7 @@ import json
 import os
 import re
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -483,3 +484,180 @@ def test_one_backend_per_namespace(backend: str) -> None:
         # released at stop: the next one may start
         again = started(ns, backend)
         again.stop()
+
+
+# --- bpf: what a review of the backend found ----------------------------------
+
+
+@pytest.fixture
+def bpf_only() -> None:
+    why = bpf.unavailable_reason() if os.geteuid() == 0 else "needs root"
+    if why:
+        pytest.skip(why)
+
+
+def _node_with_sink(lab: Lab) -> tuple[Namespace, Namespace, str]:
+    """A node whose uplink's peer sits in a sink namespace; the sink's MAC."""
+    node, sink = lab.add("node"), lab.add("sink")
+    lab.veth(node, "up0", sink, "up1")
+    addr_nodad(node, "up0", f"{LMAP}/64")
+    sink.run("ip", "link", "set", "up1", "up")
+    link = json.loads(sink.run("ip", "-j", "link", "show", "up1").stdout)[0]
+    return node, sink, str(link["address"])
+
+
+@pytest.mark.root
+def test_bulk_reconcile_to_many_peers_tunnels_each_to_its_own(bpf_only: None) -> None:
+    """More peers than programs kept open: every route's program must still
+    be its own peer's (a descriptor closed too early is reused by the next)."""
+    peers = 200
+    with Lab("pm-dp-") as lab:
+        node, sink, mac = _node_with_sink(lab)
+        want = {}
+        for i in range(1, peers + 1):
+            peer = IPv6Address(f"fd00::1:{i:x}")
+            node.run("ip", "-6", "neigh", "add", str(peer), "lladdr", mac,
+                     "dev", "up0", "nud", "permanent")  # fmt: skip
+            want[IPv6Network(f"2001:db8:{i:x}::/64")] = peer
+        dp = started(node, "bpf")
+        try:
+            dp.lmap_setup(LMAP, "up0")
+            dp.lmap_reconcile(want)
+            assert dp.lmap_current() == want
+
+            stop = threading.Event()
+            box: dict[str, list[bytes]] = {}
+            t = threading.Thread(
+                target=lambda: box.setdefault("f", _ipv6_frames(sink, "up1", stop))
+            )
+            t.start()
+            time.sleep(0.3)
+            with node.entered():
+                s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            with s:
+                for target in want:
+                    s.sendto(b"x", (str(target.network_address + 5), 9))
+            time.sleep(0.3)
+            stop.set()
+            t.join()
+        finally:
+            dp.stop()
+    sent_to = {}
+    for f in box["f"]:
+        if f[12:14] == b"\x86\xdd" and f[20] == 41:
+            inner_dst = IPv6Address(f[54 + 24 : 54 + 40])
+            target = IPv6Network(f"{inner_dst}/64", strict=False)
+            sent_to[target] = IPv6Address(f[38:54])
+    assert sent_to == want
+
+
+@pytest.mark.root
+def test_two_own_addresses_on_one_uplink_both_decapsulate(bpf_only: None) -> None:
+    """Each decap filter passes what is not its own on to the next one."""
+    own2 = IPv6Address("fd00::2")
+    with Lab("pm-dp-") as lab:
+        node, sink, _ = _node_with_sink(lab)
+        addr_nodad(node, "up0", f"{own2}/64")
+        addr_nodad(sink, "up1", "fd00::99/64")
+        dp = started(node, "bpf")
+        try:
+            dp.lmap_setup(LMAP, "up0")
+            dp.mpa_setup(own2, "up0")
+            filters = [line for line in tc_state(node) if "pmip6 decap" in line]
+            assert len(filters) == 2
+            for own in (LMAP, own2):
+                # an echo request from the sink to `own`, tunnelled by hand
+                inner = (
+                    struct.pack("!IHBB", 0x60000000, 8, 58, 64)
+                    + IPv6Address("fd00::99").packed
+                    + own.packed
+                    + bytes.fromhex("8000000012340001")
+                )
+                checksum = _icmp6_checksum(inner)
+                inner = inner[:42] + checksum + inner[44:]
+                with sink.entered():
+                    raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 41)
+                with raw:
+                    raw.bind(("fd00::99", 0))
+                    # the node answers the decapsulated request directly
+                    with sink.entered():
+                        icmp = socket.socket(
+                            socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6
+                        )
+                    with icmp:
+                        icmp.settimeout(2)
+                        raw.sendto(inner, (str(own), 0))
+                        assert _echo_reply(icmp, 0x1234), (
+                            f"nothing decapsulated at {own}"
+                        )
+        finally:
+            dp.stop()
+        assert tc_state(node) == []
+
+
+def _icmp6_checksum(packet: bytes) -> bytes:
+    from pmip6.wire.checksum import ipv6_checksum
+
+    src, dst = IPv6Address(packet[8:24]), IPv6Address(packet[24:40])
+    body = packet[40:42] + b"\0\0" + packet[44:]
+    return struct.pack("!H", ipv6_checksum(src, dst, 58, body))
+
+
+def _echo_reply(sock: socket.socket, ident: int) -> bool:
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(2048)
+        except TimeoutError:
+            return False
+        if data[0] == 129 and int.from_bytes(data[4:6]) == ident:
+            return True
+    return False
+
+
+@pytest.mark.root
+def test_a_non_ethernet_uplink_is_refused(bpf_only: None) -> None:
+    with Lab("pm-dp-") as lab:
+        node = lab.add("tun")
+        node.run("ip", "tuntap", "add", "mode", "tun", "name", "wan0")
+        node.run("ip", "link", "set", "wan0", "up")
+        dp = started(node, "bpf")
+        try:
+            with pytest.raises(DataPlaneError, match="wan0 is not an Ethernet link"):
+                dp.mpa_setup(MPA1, "wan0")
+        finally:
+            dp.stop()
+        assert tc_state(node) == []
+
+
+@pytest.mark.root
+def test_restart_with_another_own_address_drops_the_old_tunnels(
+    bpf_only: None,
+) -> None:
+    lmaps = [IPv6Address(f"fd00::{c}") for c in "abc"]
+    targets = [IPv6Network(f"2001:db8:1:{i}::/64") for i in range(1, 4)]
+    with Lab("pm-dp-") as lab:
+        node = lab.add("mpa")
+        node.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+        node.run("ip", "link", "add", "acc", "type", "veth", "peer", "name", "acc1")
+        node.run("ip", "link", "set", "up0", "up")
+        node.run("ip", "link", "set", "acc", "up")
+        for own in (MPA1, MPA2):
+            addr_nodad(node, "up0", f"{own}/64")
+        dp = started(node, "bpf")
+        dp.mpa_setup(MPA1, "up0")
+        for target, lmap in zip(targets, lmaps, strict=True):
+            dp.mpa_attach(target, "acc", lmap)
+        dp.stop(keep=True)
+
+        dp = started(node, "bpf")
+        try:
+            dp.mpa_setup(MPA2, "up0")
+            assert dp.mpa_current() == {}
+            dp.mpa_reconcile({})
+            routes, rules = ours(node)
+            assert routes == "" and rules == ""
+        finally:
+            dp.stop()
+        assert ours(node) == ("", "")
+        assert tc_state(node) == []

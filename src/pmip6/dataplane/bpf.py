@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import resource
 from ipaddress import IPv6Address
 from typing import Any
 
@@ -37,6 +38,7 @@ log = logging.getLogger("pmip6.dataplane.bpf")
 TC_PRIO = PROTO
 TC_INGRESS = 0xFFFFFFF2  # TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS)
 TC_EGRESS = 0xFFFFFFF3
+ARPHRD_ETHER = 1
 TUNNEL_PREFIX = "pmip6 "
 DECAP_PREFIX = "pmip6 decap "
 #: programs kept open for reuse; routes keep their own reference to theirs
@@ -84,6 +86,10 @@ class BpfDataPlane(LwtDataPlane):
         why = unavailable_reason()
         if why:
             raise DataPlaneError(f"data plane 'bpf' is unavailable: {why}")
+        # a bulk reconcile holds one program open per peer until it is done
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     def stop(self, keep: bool = False) -> None:
         with self._lock:
@@ -105,11 +111,14 @@ class BpfDataPlane(LwtDataPlane):
                 fd = ebpf.load_tunnel(own, peer)
             except ebpf.BpfError as exc:
                 raise DataPlaneError(f"tunnel program {own}>{peer}: {exc}") from None
-            if len(self._programs) >= MAX_OPEN_PROGRAMS:
-                oldest = next(iter(self._programs))
-                os.close(self._programs.pop(oldest))
         self._programs[key] = fd  # most recently used last
         return fd
+
+    def changes_done(self) -> None:
+        # only now: a request encoded earlier names its program by this
+        # descriptor, and a closed one's number would be reused by the next
+        while len(self._programs) > MAX_OPEN_PROGRAMS:
+            os.close(self._programs.pop(next(iter(self._programs))))
 
     def route_encap(self, own: IPv6Address, peer: IPv6Address) -> dict[str, Any]:
         xmit = {
@@ -168,6 +177,13 @@ class BpfDataPlane(LwtDataPlane):
         return out
 
     def decap_setup(self, own: IPv6Address, uplink: str, oif: int) -> None:
+        (link,) = self.ipr.get_links(oif)
+        if link["ifi_type"] != ARPHRD_ETHER:
+            # the program reads the outer header after a 14-octet MAC header
+            raise DataPlaneError(
+                f"uplink {uplink} is not an Ethernet link (type {link['ifi_type']}); "
+                "the bpf data plane decapsulates on Ethernet uplinks only"
+            )
         name = f"{DECAP_PREFIX}{own}"
         try:
             fd = ebpf.load_decap(own)
@@ -202,6 +218,25 @@ class BpfDataPlane(LwtDataPlane):
             os.close(fd)  # the filter holds the program now
         self._decap.add((oif, name))
         self._drop_stale_decap()
+        self._drop_foreign_tunnels(own)
+
+    def _drop_foreign_tunnels(self, own: IPv6Address) -> None:
+        """Remove routes of ours that tunnel from an address not ours now
+        (left by a run with another own address and ``keep``)."""
+        owns = {a for a in (self.lmap_own, self.mpa_own, own) if a is not None}
+        with self.inside(), fastpath.Batcher() as b:
+            doomed = [
+                fastpath.route_del(target, table, PROTO)
+                for target, proto, encap, table in b.dump_all()
+                if proto == PROTO
+                and (ends := tunnel_ends(fastpath.bpf_xmit_name(encap))) is not None
+                and ends[0] not in owns
+            ]
+            b.run_retrying(doomed)
+        if doomed:
+            log.info(
+                "removed %d tunnel routes from an earlier own address", len(doomed)
+            )
 
     def _drop_stale_decap(self) -> None:
         """Remove our decap filters but those set up in this run."""

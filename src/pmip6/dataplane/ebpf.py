@@ -128,7 +128,7 @@ def test_run(fd: int, packet: bytes) -> tuple[int, bytes]:
         1,
     )
     _bpf(BPF_PROG_TEST_RUN, attr)
-    retval, _size_in, size_out = struct.unpack_from("=III", attr, 4)
+    retval, _size_in, size_out = struct.unpack_from("=iII", attr, 4)
     return retval, data_out.raw[:size_out]
 
 
@@ -139,11 +139,11 @@ _LDX, _ST, _STX, _ALU64, _JMP, _JMP32 = 0x01, 0x02, 0x03, 0x07, 0x05, 0x06
 _W, _H, _B = 0x00, 0x08, 0x10
 _MEM = 0x60
 _K, _X = 0x00, 0x08
-_ADD, _OR, _MOV = 0x00, 0x40, 0xB0
+_ADD, _SUB, _OR, _MOV = 0x00, 0x10, 0x40, 0xB0
 _END_TO_BE = 0x04 | 0xD0 | 0x08  # BPF_ALU | BPF_END | BPF_TO_BE
-_JGT, _JNE, _CALL, _EXIT = 0x20, 0x50, 0x80, 0x90
+_JEQ, _JGT, _JNE, _CALL, _EXIT = 0x10, 0x20, 0x50, 0x80, 0x90
 
-R0, R1, R2, R3, R4, R6, R7, R10 = 0, 1, 2, 3, 4, 6, 7, 10
+R0, R1, R2, R3, R4, R5, R6, R7, R10 = 0, 1, 2, 3, 4, 5, 6, 7, 10
 
 # helpers (enum bpf_func_id) and constants
 FUNC_SKB_ADJUST_ROOM = 50
@@ -152,6 +152,8 @@ BPF_LWT_ENCAP_IP = 2
 BPF_LWT_REROUTE = 128
 BPF_DROP = 2
 BPF_ADJ_ROOM_MAC = 1
+BPF_F_ADJ_ROOM_FIXED_GSO = 1
+TC_ACT_UNSPEC = -1
 TC_ACT_OK = 0
 TC_ACT_SHOT = 2
 
@@ -163,6 +165,8 @@ SKB_DATA_END = 80
 ETH_HLEN = 14
 IPV6_HLEN = 40
 IPPROTO_IPV6 = 41
+IPPROTO_DSTOPTS = 60
+OPT_TUNNEL_ENCAP_LIMIT = 4
 #: outer hop limit: the node's default for its own packets (RFC 2473 6.3)
 HOP_LIMIT = 64
 
@@ -246,8 +250,16 @@ def tunnel_program(src: IPv6Address, dst: IPv6Address) -> bytes:
 
 
 def decap_program(own: IPv6Address) -> bytes:
-    """SCHED_CLS: strip the outer header of IPv6-in-IPv6 sent to ``own``."""
+    """SCHED_CLS: strip the outer header of IPv6-in-IPv6 sent to ``own``.
+
+    The outer header may carry one Destination Options header holding just
+    the Tunnel Encapsulation Limit option (RFC 2473 4.1.1) in the 8-octet
+    form Linux ip6ip6 tunnels send by default; anything else after the outer
+    header but the inner packet is not ours and passes. A packet that is not
+    for us goes on to the next filter (TC_ACT_UNSPEC), not past them all.
+    """
     daddr = ETH_HLEN + 24
+    dstopt = ETH_HLEN + IPV6_HLEN  # where a Destination Options header starts
     code: list[bytes | _Jump | str] = [
         _insn(_ALU64 | _MOV | _X, R6, R1),
         _insn(_LDX | _MEM | _W, R2, R6, SKB_DATA),
@@ -259,8 +271,6 @@ def decap_program(own: IPv6Address) -> bytes:
         # EtherType 0x86dd, read little-endian
         _insn(_LDX | _MEM | _H, R4, R2, 12),
         _Jump(_JMP32 | _JNE | _K, R4, 0, 0xDD86, "pass"),
-        _insn(_LDX | _MEM | _B, R4, R2, ETH_HLEN + 6),
-        _Jump(_JMP32 | _JNE | _K, R4, 0, IPPROTO_IPV6, "pass"),
     ]
     for i, word in enumerate(_words(own)):
         code += [
@@ -268,15 +278,36 @@ def decap_program(own: IPv6Address) -> bytes:
             _Jump(_JMP32 | _JNE | _K, R4, 0, word, "pass"),
         ]
     code += [
-        # remove the 40 octets after the MAC header: the inner packet remains
+        # next header 41 right after the outer header: 40 octets to remove
+        _insn(_ALU64 | _MOV | _K, R5, 0, 0, IPV6_HLEN),
+        _insn(_LDX | _MEM | _B, R4, R2, ETH_HLEN + 6),
+        _Jump(_JMP32 | _JEQ | _K, R4, 0, IPPROTO_IPV6, "decap"),
+        _Jump(_JMP32 | _JNE | _K, R4, 0, IPPROTO_DSTOPTS, "pass"),
+        # or 8 more: [41, Hdr Ext Len 0, type 4, length 1, limit, PadN 1 1 0]
+        _insn(_ALU64 | _MOV | _X, R4, R2),
+        _insn(_ALU64 | _ADD | _K, R4, 0, 0, dstopt + 8),
+        _Jump(_JMP | _JGT | _X, R4, R3, 0, "pass"),
+        _insn(_LDX | _MEM | _H, R4, R2, dstopt),
+        _Jump(_JMP32 | _JNE | _K, R4, 0, IPPROTO_IPV6, "pass"),
+        _insn(_LDX | _MEM | _H, R4, R2, dstopt + 2),
+        _Jump(_JMP32 | _JNE | _K, R4, 0, 0x0100 | OPT_TUNNEL_ENCAP_LIMIT, "pass"),
+        _insn(_LDX | _MEM | _H, R4, R2, dstopt + 5),
+        _Jump(_JMP32 | _JNE | _K, R4, 0, 0x0101, "pass"),
+        _insn(_ALU64 | _MOV | _K, R5, 0, 0, IPV6_HLEN + 8),
+        # remove what follows the MAC header up to the inner packet; the
+        # inner packets' segment size stays as their sender made it (GRO)
+        "decap",
         _insn(_ALU64 | _MOV | _X, R1, R6),
-        _insn(_ALU64 | _MOV | _K, R2, 0, 0, -IPV6_HLEN),
+        _insn(_ALU64 | _MOV | _K, R2, 0, 0, 0),
+        _insn(_ALU64 | _SUB | _X, R2, R5),
         _insn(_ALU64 | _MOV | _K, R3, 0, 0, BPF_ADJ_ROOM_MAC),
-        _insn(_ALU64 | _MOV | _K, R4, 0, 0, 0),
+        _insn(_ALU64 | _MOV | _K, R4, 0, 0, BPF_F_ADJ_ROOM_FIXED_GSO),
         _insn(_JMP | _CALL, imm=FUNC_SKB_ADJUST_ROOM),
         _Jump(_JMP | _JNE | _K, R0, 0, 0, "drop"),
-        "pass",
         _insn(_ALU64 | _MOV | _K, R0, 0, 0, TC_ACT_OK),
+        _insn(_JMP | _EXIT),
+        "pass",
+        _insn(_ALU64 | _MOV | _K, R0, 0, 0, TC_ACT_UNSPEC),
         _insn(_JMP | _EXIT),
         "drop",
         _insn(_ALU64 | _MOV | _K, R0, 0, 0, TC_ACT_SHOT),

@@ -52,6 +52,7 @@ from pmip6.dataplane.kernel import (
 log = logging.getLogger("pmip6.dataplane.ip6tnl")
 
 ALIAS = "pmip6"
+IP6_TNL_F_IGN_ENCAP_LIMIT = 0x1  # include/uapi/linux/ip6_tunnel.h
 _reason: str | None = None
 
 
@@ -138,6 +139,9 @@ class Ip6tnlDataPlane(KernelDataPlane):
                 ip6tnl_local=str(own),
                 ip6tnl_remote=str(peer),
                 ip6tnl_proto=socket.IPPROTO_IPV6,
+                # no Tunnel Encapsulation Limit option (RFC 2473 4.1.1): the
+                # outer header's next header is 41, as the other backends send
+                ip6tnl_flags=IP6_TNL_F_IGN_ENCAP_LIMIT,
                 ip6tnl_link=self.ifindex(self._uplink()),
             ),
             f"tunnel to {peer}",

@@ -77,6 +77,9 @@ class LwtDataPlane(KernelDataPlane):
     def decap_setup(self, own: IPv6Address, uplink: str, oif: int) -> None:
         """Decapsulate IPv6-in-IPv6 sent to ``own`` arriving on ``uplink``."""
 
+    def changes_done(self) -> None:
+        """Hook: the routes asked for so far are in the kernel (or failed)."""
+
     # --- shared set-up ------------------------------------------------------
 
     def _setup(self, own: IPv6Address, uplink: str) -> None:
@@ -93,13 +96,16 @@ class LwtDataPlane(KernelDataPlane):
         oif: int,
         table: int,
     ) -> None:
-        self.replace_route(
-            target,
-            table,
-            oif,
-            f"route {target} via {peer}",
-            lambda: self.route_encap(own, peer),
-        )
+        try:
+            self.replace_route(
+                target,
+                table,
+                oif,
+                f"route {target} via {peer}",
+                lambda: self.route_encap(own, peer),
+            )
+        finally:
+            self.changes_done()
 
     # --- LMAP ---------------------------------------------------------------
 
@@ -178,8 +184,11 @@ class LwtDataPlane(KernelDataPlane):
             if c not in encaps:
                 encaps[c] = self.fast_encap(own, c)
             msgs.append(fastpath.encap_add(t, encaps[c], oif, RT_TABLE_MAIN, PROTO))
-        with self.inside(), fastpath.Batcher() as b:
-            results = b.run_retrying(msgs)
+        try:
+            with self.inside(), fastpath.Batcher() as b:
+                results = b.run_retrying(msgs)
+        finally:
+            self.changes_done()
         failed = [
             (i, e)
             for i, e in enumerate(results)
@@ -332,6 +341,12 @@ class LwtDataPlane(KernelDataPlane):
             for t in self.mpa_current():
                 if t not in want:
                     self.mpa_detach(t)
+            # a visitor rule whose table lost its tunnel (e.g. one from an
+            # address this node no longer has) steers into nothing
+            tables = set(self._uplink_tables().values())
+            for r in self._visitor_rules():
+                if attrs(r).get("FRA_TABLE", r.get("table")) not in tables:
+                    self.del_rule(r)
             for r in self.our_routes(RT_TABLE_MAIN):
                 t = route_target(r)
                 if self.route_peer(r) is None and t not in want:
