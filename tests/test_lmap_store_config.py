@@ -145,7 +145,7 @@ def test_config_file_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_config(str(bad))
     bad.write_text("[mpa]\n")
-    with pytest.raises(ConfigError, match=r"missing \[lmap\] table"):
+    with pytest.raises(ConfigError, match=r"missing \[lmap\] table \(found \[mpa\]\)"):
         load_config(str(bad))
 
 

@@ -127,11 +127,12 @@ def parse_config(
 
     # a typo'd table would otherwise be ignored without a word
     others = sorted(set(data) - {"lmap"})
-    if others:
-        raise ConfigError(f"{where}: [{others[0]}]: unknown table (known: [lmap])")
     section = data.get("lmap")
     if not isinstance(section, dict):
-        raise ConfigError(f"{where}: missing [lmap] table")
+        found = f" (found [{others[0]}])" if others else ""
+        raise ConfigError(f"{where}: missing [lmap] table{found}")
+    if others:
+        raise ConfigError(f"{where}: [{others[0]}]: unknown table (known: [lmap])")
     table = Table(section, where, "lmap", base)
     fail, text = table.fail, table.text
     table.check_keys(_KEYS)
