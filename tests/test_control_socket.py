@@ -164,6 +164,16 @@ def _answers(sock: Path) -> bool:
     return True
 
 
+def _spawn(cmd: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _once(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+
+
 def _pmip6(*argv: str, ns: Namespace | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "pmip6", *argv]
     return ["ip", "netns", "exec", ns.name, *cmd] if ns else cmd
@@ -208,21 +218,11 @@ def test_second_lmap_in_the_namespace_leaves_the_forwarding_alone(
         ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
         ns.run("ip", "link", "set", "up0", "up")
         addr_nodad(ns, "up0", "fd00::1/64")
-        first = subprocess.Popen(
-            _pmip6("lmap", "--config", str(config), ns=ns),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        first = _spawn(_pmip6("lmap", "--config", str(config), ns=ns))
         try:
             _wait_for(sock, first)
             before = _forwarding_state(ns)
-            second = subprocess.run(
-                _pmip6("lmap", "--config", str(other), ns=ns),
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
+            second = _once(_pmip6("lmap", "--config", str(other), ns=ns))
             assert second.returncode == 2, second.stderr
             (line,) = second.stderr.splitlines()
             assert line.startswith(f"pmip6 lmap: {other}: [lmap] dataplane: ")
@@ -239,22 +239,12 @@ def test_second_lmap_refuses_and_the_first_keeps_serving(tmp_path: Path) -> None
     config = _lmap_config(tmp_path, "lmap.toml", "lmap.sock")
     sock = tmp_path / "lmap.sock"
     with namespace("pm-one-") as ns:
-        first = subprocess.Popen(
-            _pmip6("lmap", "--config", str(config), ns=ns),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        first = _spawn(_pmip6("lmap", "--config", str(config), ns=ns))
         try:
             _wait_for(sock, first)
 
             # same config: the control socket is taken
-            second = subprocess.run(
-                _pmip6("lmap", "--config", str(config), ns=ns),
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
+            second = _once(_pmip6("lmap", "--config", str(config), ns=ns))
             assert second.returncode == 2, second.stderr
             assert second.stderr.splitlines() == [
                 f"pmip6 lmap: {config}: [lmap] control_socket: {sock}: "
@@ -263,12 +253,7 @@ def test_second_lmap_refuses_and_the_first_keeps_serving(tmp_path: Path) -> None
 
             # another socket, same store: the store is locked
             other = _lmap_config(tmp_path, "other.toml", "other.sock")
-            third = subprocess.run(
-                _pmip6("lmap", "--config", str(other), ns=ns),
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
+            third = _once(_pmip6("lmap", "--config", str(other), ns=ns))
             assert third.returncode == 2, third.stderr
             (line,) = third.stderr.splitlines()
             assert line.startswith(f"pmip6 lmap: {other}: [lmap] state: ")
@@ -276,24 +261,14 @@ def test_second_lmap_refuses_and_the_first_keeps_serving(tmp_path: Path) -> None
             assert not (tmp_path / "other.sock").exists()
 
             assert sock.exists()
-            status = subprocess.run(
-                _pmip6("ctl", "status", "--socket", str(sock), "--json"),
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
+            status = _once(_pmip6("ctl", "status", "--socket", str(sock), "--json"))
             assert json.loads(status.stdout)["role"] == "lmap"
 
             # a killed LMAP leaves a stale socket: the next one replaces it
             first.kill()
             first.communicate(timeout=20)
             assert sock.exists()
-            first = subprocess.Popen(
-                _pmip6("lmap", "--config", str(config), ns=ns),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+            first = _spawn(_pmip6("lmap", "--config", str(config), ns=ns))
             deadline = time.monotonic() + 20
             while not _answers(sock):
                 assert first.poll() is None, first.communicate()[0]
@@ -320,23 +295,13 @@ def test_second_mpa_refuses_and_leaves_the_access_link(tmp_path: Path) -> None:
         ns.run("ip", "link", "set", "up0", "up")
         addr_nodad(ns, "up0", "fd00::11/64")
         ns.run("ip", "link", "add", "br0", "type", "bridge")
-        first = subprocess.Popen(
-            _pmip6("mpa", "--config", str(config), ns=ns),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        first = _spawn(_pmip6("mpa", "--config", str(config), ns=ns))
         try:
             _wait_for(sock, first)
             taken = ns.run("ip", "-6", "addr", "show", "dev", "br0").stdout
             assert "fe80::1/64" in taken
 
-            second = subprocess.run(
-                _pmip6("mpa", "--config", str(config), ns=ns),
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
+            second = _once(_pmip6("mpa", "--config", str(config), ns=ns))
             assert second.returncode == 2, second.stderr
             assert second.stderr.splitlines() == [
                 f"pmip6 mpa: {config}: [mpa] control_socket: {sock}: "
@@ -346,12 +311,7 @@ def test_second_mpa_refuses_and_leaves_the_access_link(tmp_path: Path) -> None:
             link = ns.run("ip", "link", "show", "br0").stdout
             assert "02:00:5e:00:53:01" in link
             assert ns.run("ip", "-6", "addr", "show", "dev", "br0").stdout == taken
-            visitors = subprocess.run(
-                _pmip6("ctl", "visitors", "--socket", str(sock)),
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
+            visitors = _once(_pmip6("ctl", "visitors", "--socket", str(sock)))
             assert visitors.returncode == 0 and visitors.stdout == "(none)\n"
         finally:
             out = _stop(first)
