@@ -29,7 +29,6 @@ routing header and End.DX6 does not need one.
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import os
 import socket
@@ -45,6 +44,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from pmip6.dataplane import fastpath
 from pmip6.dataplane.base import DataPlane, DataPlaneError
+from pmip6.locking import exclusive_lock, lock_holder
 
 log = logging.getLogger("pmip6.dataplane")
 
@@ -186,20 +186,14 @@ class KernelDataPlane(DataPlane):
         path = os.path.join(LOCK_DIR, f"netns-{inode}.lock")
         try:
             os.makedirs(LOCK_DIR, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = exclusive_lock(path)
         except OSError as exc:
             raise DataPlaneError(f"cannot create {path}: {exc.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            os.close(fd)
+        if fd is None:
             raise DataPlaneError(
                 "another pmip6 daemon programs this network namespace's "
-                f"forwarding (pid {holder or '?'}, lock {path})"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                f"forwarding (pid {lock_holder(path)}, lock {path})"
+            )
         self._netns_lock = fd
 
     def _release_namespace(self) -> None:

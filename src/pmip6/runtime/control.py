@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -23,30 +22,14 @@ import stat
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pmip6.locking import exclusive_lock
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Any | Awaitable[Any]]
 
 MAX_REQUEST = 64 * 1024
 PROBE_TIMEOUT = 1.0  # a listener whose backlog is full answers no connect
-
-
-def exclusive_lock(path: str) -> int | None:
-    """Take an exclusive flock on ``path`` (created 0600 if missing).
-
-    Returns the descriptor that holds it (closing it releases the lock), or
-    None when another process holds it; ``OSError`` when it cannot be created.
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 class SocketInUse(OSError):

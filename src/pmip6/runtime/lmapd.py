@@ -43,6 +43,7 @@ from pmip6.core.lmap import (
     Unbind,
 )
 from pmip6.dataplane import DataPlane, DataPlaneError
+from pmip6.locking import exclusive_lock
 from pmip6.runtime.config import (
     LOG_LEVELS,
     ConfigError,
@@ -53,7 +54,7 @@ from pmip6.runtime.config import (
     read_toml,
     warn_limited,
 )
-from pmip6.runtime.control import ControlServer, exclusive_lock
+from pmip6.runtime.control import ControlServer
 from pmip6.runtime.logs import setup_logging
 from pmip6.runtime.mhsock import MobilitySocket
 from pmip6.runtime.store import BindingStore, StoreError
