@@ -224,19 +224,14 @@ class BpfDataPlane(LwtDataPlane):
         """Remove routes of ours that tunnel from an address not ours now
         (left by a run with another own address and ``keep``)."""
         owns = {a for a in (self.lmap_own, self.mpa_own, own) if a is not None}
-        with self.inside(), fastpath.Batcher() as b:
-            doomed = [
-                fastpath.route_del(target, table, PROTO)
-                for target, proto, encap, table in b.dump_all()
-                if proto == PROTO
-                and (ends := tunnel_ends(fastpath.bpf_xmit_name(encap))) is not None
-                and ends[0] not in owns
-            ]
-            b.run_retrying(doomed)
-        if doomed:
-            log.info(
-                "removed %d tunnel routes from an earlier own address", len(doomed)
-            )
+
+        def foreign(encap: bytes) -> bool:
+            ends = tunnel_ends(fastpath.bpf_xmit_name(encap))
+            return ends is not None and ends[0] not in owns
+
+        removed = self.delete_routes(foreign)
+        if removed:
+            log.info("removed %d tunnel routes from an earlier own address", removed)
 
     def _drop_stale_decap(self) -> None:
         """Remove our decap filters but those set up in this run."""

@@ -213,6 +213,22 @@ def _words(address: IPv6Address) -> list[int]:
     return list(struct.unpack("<4i", address.packed))
 
 
+def _return(value: int) -> list[bytes | _Jump | str]:
+    return [_insn(_ALU64 | _MOV | _K, R0, 0, 0, value), _insn(_JMP | _EXIT)]
+
+
+def _call_checked(helper: int, ok: int, failed: int) -> list[bytes | _Jump | str]:
+    """Call ``helper`` (arguments in r1-r5); return ``ok`` if it returned 0,
+    else ``failed`` (defines the label "drop")."""
+    return [
+        _insn(_JMP | _CALL, imm=helper),
+        _Jump(_JMP | _JNE | _K, R0, 0, 0, "drop"),
+        *_return(ok),
+        "drop",
+        *_return(failed),
+    ]
+
+
 # --- the programs -------------------------------------------------------------
 
 
@@ -238,13 +254,7 @@ def tunnel_program(src: IPv6Address, dst: IPv6Address) -> bytes:
         _insn(_ALU64 | _MOV | _X, R3, R10),
         _insn(_ALU64 | _ADD | _K, R3, 0, 0, hdr),
         _insn(_ALU64 | _MOV | _K, R4, 0, 0, IPV6_HLEN),
-        _insn(_JMP | _CALL, imm=FUNC_LWT_PUSH_ENCAP),
-        _Jump(_JMP | _JNE | _K, R0, 0, 0, "drop"),
-        _insn(_ALU64 | _MOV | _K, R0, 0, 0, BPF_LWT_REROUTE),
-        _insn(_JMP | _EXIT),
-        "drop",
-        _insn(_ALU64 | _MOV | _K, R0, 0, 0, BPF_DROP),
-        _insn(_JMP | _EXIT),
+        *_call_checked(FUNC_LWT_PUSH_ENCAP, BPF_LWT_REROUTE, BPF_DROP),
     ]
     return _assemble(code)
 
@@ -302,16 +312,9 @@ def decap_program(own: IPv6Address) -> bytes:
         _insn(_ALU64 | _SUB | _X, R2, R5),
         _insn(_ALU64 | _MOV | _K, R3, 0, 0, BPF_ADJ_ROOM_MAC),
         _insn(_ALU64 | _MOV | _K, R4, 0, 0, BPF_F_ADJ_ROOM_FIXED_GSO),
-        _insn(_JMP | _CALL, imm=FUNC_SKB_ADJUST_ROOM),
-        _Jump(_JMP | _JNE | _K, R0, 0, 0, "drop"),
-        _insn(_ALU64 | _MOV | _K, R0, 0, 0, TC_ACT_OK),
-        _insn(_JMP | _EXIT),
+        *_call_checked(FUNC_SKB_ADJUST_ROOM, TC_ACT_OK, TC_ACT_SHOT),
         "pass",
-        _insn(_ALU64 | _MOV | _K, R0, 0, 0, TC_ACT_UNSPEC),
-        _insn(_JMP | _EXIT),
-        "drop",
-        _insn(_ALU64 | _MOV | _K, R0, 0, 0, TC_ACT_SHOT),
-        _insn(_JMP | _EXIT),
+        *_return(TC_ACT_UNSPEC),
     ]
     return _assemble(code)
 

@@ -45,6 +45,7 @@ from pmip6.dataplane.kernel import (
     _ignore,
     attrs,
     normalise_bindings,
+    normalise_visitors,
     retry_enomem,
     route_target,
 )
@@ -292,9 +293,7 @@ class Ip6tnlDataPlane(KernelDataPlane):
     ) -> None:
         with self._lock:
             self._need()
-            want = {
-                IPv6Network(t): (a, IPv6Address(m)) for t, (a, m) in visitors.items()
-            }
+            want = normalise_visitors(visitors)
             for r in self.our_rules():
                 a: Any = attrs(r)
                 if a.get("FRA_PRIORITY") == PREF_UPLINK and "FRA_SRC" in a:

@@ -240,18 +240,26 @@ class KernelDataPlane(DataPlane):
 
     def remove_all(self) -> None:
         """Delete every route and rule of ours; put the local rule back."""
-        # batched: after a restart with keep=True there may be 100k routes
-        with self.inside(), fastpath.Batcher() as b:
-            doomed = [
-                fastpath.route_del(t, table, PROTO)
-                for t, proto, _, table in b.dump_all()
-                if proto == PROTO
-            ]
-            b.run_retrying(doomed)
+        self.delete_routes(lambda encap: True)
         self.restore_local_rule()
         for r in self.our_rules():
             self.del_rule(r)
         self.remove_devices()
+
+    def delete_routes(self, which: Callable[[bytes], bool]) -> int:
+        """Delete the routes of ours whose RTA_ENCAP payload ``which``
+        accepts, in every table; return how many.
+
+        Batched: after a restart with keep=True there may be 100k routes.
+        """
+        with self.inside(), fastpath.Batcher() as b:
+            doomed = [
+                fastpath.route_del(t, table, PROTO)
+                for t, proto, encap, table in b.dump_all()
+                if proto == PROTO and which(encap)
+            ]
+            b.run_retrying(doomed)
+        return len(doomed)
 
     def remove_devices(self) -> None:
         """Hook: tunnel devices of ours (ip6tnl)."""
@@ -383,3 +391,9 @@ def normalise_bindings(
     bindings: Mapping[IPv6Network, IPv6Address],
 ) -> dict[IPv6Network, IPv6Address]:
     return {IPv6Network(t): IPv6Address(c) for t, c in bindings.items()}
+
+
+def normalise_visitors(
+    visitors: Mapping[IPv6Network, tuple[str, IPv6Address]],
+) -> dict[IPv6Network, tuple[str, IPv6Address]]:
+    return {IPv6Network(t): (a, IPv6Address(m)) for t, (a, m) in visitors.items()}

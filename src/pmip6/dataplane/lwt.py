@@ -39,6 +39,7 @@ from pmip6.dataplane.kernel import (
     KernelDataPlane,
     attrs,
     normalise_bindings,
+    normalise_visitors,
     route_target,
 )
 
@@ -335,9 +336,7 @@ class LwtDataPlane(KernelDataPlane):
     ) -> None:
         with self._lock:
             self._need()
-            want = {
-                IPv6Network(t): (a, IPv6Address(m)) for t, (a, m) in visitors.items()
-            }
+            want = normalise_visitors(visitors)
             for t in self.mpa_current():
                 if t not in want:
                     self.mpa_detach(t)
