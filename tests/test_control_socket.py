@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from pmip6.cli import main
-from pmip6.lab.netns import Namespace, addr_nodad, namespace
+from pmip6.lab.netns import Namespace, local_veth, namespace
 from pmip6.runtime.control import ControlServer, SocketInUse, request
 from pmip6.runtime.ctl import format_status, format_table
 
@@ -215,9 +215,7 @@ def test_second_lmap_in_the_namespace_leaves_the_forwarding_alone(
     sock = tmp_path / "lmap.sock"
     with namespace("pm-one-") as ns:
         ns.run("ip", "link", "set", "lo", "up")
-        ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
-        ns.run("ip", "link", "set", "up0", "up")
-        addr_nodad(ns, "up0", "fd00::1/64")
+        local_veth(ns, "up0", "up1", "fd00::1/64")
         first = _spawn(_pmip6("lmap", "--config", str(config), ns=ns))
         try:
             _wait_for(sock, first)
@@ -291,9 +289,7 @@ def test_second_mpa_refuses_and_leaves_the_access_link(tmp_path: Path) -> None:
     sock = tmp_path / "mpa.sock"
     with namespace("pm-one-") as ns:
         ns.run("ip", "link", "set", "lo", "up")
-        ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
-        ns.run("ip", "link", "set", "up0", "up")
-        addr_nodad(ns, "up0", "fd00::11/64")
+        local_veth(ns, "up0", "up1", "fd00::11/64")
         ns.run("ip", "link", "add", "br0", "type", "bridge")
         first = _spawn(_pmip6("mpa", "--config", str(config), ns=ns))
         try:

@@ -12,7 +12,7 @@ import pytest
 
 from pmip6.dataplane import DataPlaneError, create
 from pmip6.dataplane.kernel import PROTO
-from pmip6.lab.netns import Lab, Namespace, addr_nodad
+from pmip6.lab.netns import Lab, Namespace, local_veth
 
 LMAP = IPv6Address("fd00::1")
 MPA1 = IPv6Address("fd00::11")
@@ -38,9 +38,7 @@ def test_ip6tnl_where_the_kernel_has_it() -> None:
         pytest.skip(why)
     with Lab("pm-dp-") as lab:
         ns = lab.add("tnl")
-        ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
-        ns.run("ip", "link", "set", "up0", "up")
-        addr_nodad(ns, "up0", f"{LMAP}/64")
+        local_veth(ns, "up0", "up1", f"{LMAP}/64")
         dp = create("ip6tnl", netns=ns.name)
         dp.start()
         dp.lmap_setup(LMAP, "up0")

@@ -32,7 +32,7 @@ from pmip6.dataplane import DataPlaneError, bpf, create, seg6
 from pmip6.dataplane import kernel as kernel_mod
 from pmip6.dataplane.kernel import PROTO, retry_enomem
 from pmip6.dataplane.lwt import LwtDataPlane
-from pmip6.lab.netns import Lab, Namespace, addr_nodad
+from pmip6.lab.netns import Lab, Namespace, addr_nodad, local_veth
 
 LMAP = IPv6Address("fd00::1")
 MPA1 = IPv6Address("fd00::11")
@@ -135,6 +135,22 @@ def started(ns: Namespace, backend: str, **kw: Any) -> LwtDataPlane:
     return dp
 
 
+@pytest.fixture
+def via_mpa1(topo: Topo, backend: str) -> Iterator[None]:
+    """The LMAP tunnels the LoA to MPA1, which delivers it on its access link."""
+    lmap = started(topo.lmap, backend)
+    mpa1 = started(topo.mpa1, backend)
+    try:
+        lmap.lmap_setup(LMAP, "tbr")
+        mpa1.mpa_setup(MPA1, "up0")
+        lmap.lmap_bind(LOA, MPA1)
+        mpa1.mpa_attach(LOA, "acc", LMAP)
+        yield
+    finally:
+        lmap.stop()
+        mpa1.stop()
+
+
 @pytest.mark.root
 def test_traffic_bind_unbind_move_and_cleanup(topo: Topo, backend: str) -> None:
     lmap = started(topo.lmap, backend)
@@ -212,31 +228,18 @@ def _ipv6_frames(ns: Namespace, ifname: str, stop: threading.Event) -> list[byte
 
 
 @pytest.mark.root
-def test_wire_is_plain_ipv6_in_ipv6(topo: Topo, backend: str) -> None:
+def test_wire_is_plain_ipv6_in_ipv6(topo: Topo, via_mpa1: None) -> None:
     """RFC 2473 on the transport link: outer next header 41, no routing header."""
-    lmap = started(topo.lmap, backend)
-    mpa1 = started(topo.mpa1, backend)
-    try:
-        lmap.lmap_setup(LMAP, "tbr")
-        mpa1.mpa_setup(MPA1, "up0")
-        lmap.lmap_bind(LOA, MPA1)
-        mpa1.mpa_attach(LOA, "acc", LMAP)
-
-        stop = threading.Event()
-        box: dict[str, list[bytes]] = {}
-        t = threading.Thread(
-            target=lambda: box.setdefault(
-                "frames", _ipv6_frames(topo.mpa1, "up0", stop)
-            )
-        )
-        t.start()
-        time.sleep(0.3)
-        assert ping(topo.cn, MS)
-        stop.set()
-        t.join()
-    finally:
-        lmap.stop()
-        mpa1.stop()
+    stop = threading.Event()
+    box: dict[str, list[bytes]] = {}
+    t = threading.Thread(
+        target=lambda: box.setdefault("frames", _ipv6_frames(topo.mpa1, "up0", stop))
+    )
+    t.start()
+    time.sleep(0.3)
+    assert ping(topo.cn, MS)
+    stop.set()
+    t.join()
 
     tunnelled = []
     for f in box["frames"]:
@@ -263,35 +266,25 @@ def test_wire_is_plain_ipv6_in_ipv6(topo: Topo, backend: str) -> None:
 
 @pytest.mark.root
 def test_packets_too_big_for_the_tunnel_get_packet_too_big(
-    topo: Topo, backend: str
+    topo: Topo, via_mpa1: None
 ) -> None:
     """RFC 2473 6.7, 7.1: the tunnel's MTU is the link's less the header;
     a larger packet that may not be fragmented is answered with ICMPv6
     Packet Too Big naming it, and one that fits goes through."""
-    lmap = started(topo.lmap, backend)
-    mpa1 = started(topo.mpa1, backend)
-    try:
-        lmap.lmap_setup(LMAP, "tbr")
-        mpa1.mpa_setup(MPA1, "up0")
-        lmap.lmap_bind(LOA, MPA1)
-        mpa1.mpa_attach(LOA, "acc", LMAP)
-        assert ping(topo.cn, MS)
+    assert ping(topo.cn, MS)
 
-        big = topo.cn.run(
-            "ping", "-6", "-c1", "-W1", "-M", "do", "-s", "1452", MS, check=False
-        )
-        found = re.search(r"mtu=(\d+)", big.stdout)
-        assert found, big.stdout
-        mtu = int(found.group(1))
-        assert 1280 <= mtu <= 1460
-        fits = topo.cn.run(
-            "ping", "-6", "-c1", "-W2", "-M", "do", "-s", str(mtu - 48), MS,
-            check=False,
-        )  # fmt: skip
-        assert fits.returncode == 0, fits.stdout
-    finally:
-        lmap.stop()
-        mpa1.stop()
+    big = topo.cn.run(
+        "ping", "-6", "-c1", "-W1", "-M", "do", "-s", "1452", MS, check=False
+    )
+    found = re.search(r"mtu=(\d+)", big.stdout)
+    assert found, big.stdout
+    mtu = int(found.group(1))
+    assert 1280 <= mtu <= 1460
+    fits = topo.cn.run(
+        "ping", "-6", "-c1", "-W2", "-M", "do", "-s", str(mtu - 48), MS,
+        check=False,
+    )  # fmt: skip
+    assert fits.returncode == 0, fits.stdout
 
 
 def _routes_text(ns: Namespace) -> list[str]:
@@ -303,9 +296,7 @@ def _routes_text(ns: Namespace) -> list[str]:
 def test_fast_path_installs_what_pyroute2_installs(backend: str) -> None:
     with Lab("pm-dp-") as lab:
         ns = lab.add("fast")
-        ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
-        ns.run("ip", "link", "set", "up0", "up")
-        addr_nodad(ns, "up0", f"{LMAP}/64")
+        local_veth(ns, "up0", "up1", f"{LMAP}/64")
         want = {
             IPv6Network(f"2001:db8:1:{i:x}::10/128"): IPv6Address(f"fd00::{i % 7 + 11}")
             for i in range(300)
@@ -349,11 +340,8 @@ def test_fast_path_installs_what_pyroute2_installs(backend: str) -> None:
 def test_keep_across_restart_then_reconcile(backend: str) -> None:
     with Lab("pm-dp-") as lab:
         ns = lab.add("keep")
-        ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
-        ns.run("ip", "link", "add", "acc", "type", "veth", "peer", "name", "acc1")
-        ns.run("ip", "link", "set", "up0", "up")
-        ns.run("ip", "link", "set", "acc", "up")
-        addr_nodad(ns, "up0", f"{MPA1}/64")
+        local_veth(ns, "up0", "up1", f"{MPA1}/64")
+        local_veth(ns, "acc", "acc1")
         other = IPv6Network("2001:db8:1:2::/64")
 
         dp = started(ns, backend)
@@ -428,16 +416,11 @@ def test_auto_picks_a_kernel_backend() -> None:
 
 
 @pytest.mark.root
-def test_bpf_leaves_tc_state_that_is_not_its_own() -> None:
+def test_bpf_leaves_tc_state_that_is_not_its_own(bpf_only: None) -> None:
     """A clsact qdisc with someone else's filter keeps both; ours go."""
-    why = bpf.unavailable_reason()
-    if why:
-        pytest.skip(why)
     with Lab("pm-dp-") as lab:
         ns = lab.add("tc")
-        ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
-        ns.run("ip", "link", "set", "up0", "up")
-        addr_nodad(ns, "up0", f"{LMAP}/64")
+        local_veth(ns, "up0", "up1", f"{LMAP}/64")
         ns.run("tc", "qdisc", "add", "dev", "up0", "clsact")
         ns.run(
             "tc", "filter", "add", "dev", "up0", "ingress", "prio", "7",
@@ -465,9 +448,7 @@ def test_one_backend_per_namespace(backend: str) -> None:
     its reconcile or stop would remove the first one's forwarding."""
     with Lab("pm-dp-") as lab:
         ns = lab.add("one")
-        ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
-        ns.run("ip", "link", "set", "up0", "up")
-        addr_nodad(ns, "up0", f"{LMAP}/64")
+        local_veth(ns, "up0", "up1", f"{LMAP}/64")
         first = started(ns, backend)
         try:
             first.lmap_setup(LMAP, "up0")
@@ -638,10 +619,8 @@ def test_restart_with_another_own_address_drops_the_old_tunnels(
     targets = [IPv6Network(f"2001:db8:1:{i}::/64") for i in range(1, 4)]
     with Lab("pm-dp-") as lab:
         node = lab.add("mpa")
-        node.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
-        node.run("ip", "link", "add", "acc", "type", "veth", "peer", "name", "acc1")
-        node.run("ip", "link", "set", "up0", "up")
-        node.run("ip", "link", "set", "acc", "up")
+        local_veth(node, "up0", "up1")
+        local_veth(node, "acc", "acc1")
         for own in (MPA1, MPA2):
             addr_nodad(node, "up0", f"{own}/64")
         dp = started(node, "bpf")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pmip6.lab.netns import Namespace, namespace
+from pmip6.lab.netns import Namespace, local_veth, namespace
 from pmip6.runtime import mpad
 from pmip6.runtime.mpad import ConfigError, check_host, parse_config
 
@@ -221,9 +221,7 @@ def _kernel_state(ns: Namespace) -> list[str]:
 def test_start_up_error_leaves_the_kernel_alone(tmp_path: Path) -> None:
     with namespace("pm-mpa-") as ns:
         ns.run("ip", "link", "set", "lo", "up")
-        ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
-        ns.run("ip", "link", "set", "up0", "up")
-        ns.run("ip", "-6", "addr", "add", "fd00::11/64", "dev", "up0", "nodad")
+        local_veth(ns, "up0", "up1", "fd00::11/64")
         ns.run("ip", "link", "add", "acc0", "type", "veth", "peer", "name", "acc1")
         before = _kernel_state(ns)
         for access in ('["nope0"]', '["acc0", "nope0"]'):

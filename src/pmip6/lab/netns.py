@@ -196,3 +196,12 @@ def namespace(prefix: str = "pm-ns-") -> Iterator[Namespace]:
 def addr_nodad(ns: Namespace, ifname: str, cidr: str) -> None:
     """Add an IPv6 address usable at once (no duplicate address detection)."""
     ns.run("ip", "-6", "addr", "add", cidr, "dev", ifname, "nodad")
+
+
+def local_veth(ns: Namespace, ifname: str, peer: str, cidr: str | None = None) -> None:
+    """A veth pair with both ends in ``ns``: ``ifname`` up (with ``cidr``, if
+    given), ``peer`` down, so that ``ifname`` has a link but no traffic."""
+    ns.run("ip", "link", "add", ifname, "type", "veth", "peer", "name", peer)
+    ns.run("ip", "link", "set", ifname, "up")
+    if cidr is not None:
+        addr_nodad(ns, ifname, cidr)
