@@ -37,7 +37,6 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from pmip6.dataplane.base import DataPlaneError
 from pmip6.dataplane.kernel import (
-    PREF_UPLINK,
     RT_TABLE_MAIN,
     TABLE_UPLINK_FIRST,
     TABLE_UPLINK_LAST,
@@ -253,21 +252,7 @@ class Ip6tnlDataPlane(KernelDataPlane):
             target, lmap = IPv6Network(target), IPv6Address(lmap)
             table = self._table(lmap)
             self._route(target, self.ifindex(access), RT_TABLE_MAIN)
-            for r in self.our_rules():
-                a = attrs(r)
-                if (
-                    a.get("FRA_PRIORITY") == PREF_UPLINK
-                    and a.get("FRA_SRC") == str(target.network_address)
-                    and (a.get("FRA_IIFNAME"), a.get("FRA_TABLE")) != (access, table)
-                ):
-                    self.del_rule(r)
-            self.add_rule(
-                priority=PREF_UPLINK,
-                table=table,
-                src=str(target.network_address),
-                src_len=target.prefixlen,
-                iifname=access,
-            )
+            self.steer_visitor(target, access, table)
             old = self._mpa_targets.get(target)
             self._mpa_targets[target] = (access, lmap)
             if old is not None and old[1] != lmap:
@@ -277,12 +262,8 @@ class Ip6tnlDataPlane(KernelDataPlane):
         with self._lock:
             self._need()
             target = IPv6Network(target)
-            for r in self.our_rules():
-                a = attrs(r)
-                if a.get("FRA_PRIORITY") == PREF_UPLINK and a.get("FRA_SRC") == str(
-                    target.network_address
-                ):
-                    self.del_rule(r)
+            for r in self.visitor_rules_for(target):
+                self.del_rule(r)
             self.del_route(target, RT_TABLE_MAIN)
             old = self._mpa_targets.pop(target, None)
             if old is not None:
@@ -294,9 +275,9 @@ class Ip6tnlDataPlane(KernelDataPlane):
         with self._lock:
             self._need()
             want = normalise_visitors(visitors)
-            for r in self.our_rules():
+            for r in self.visitor_rules():
                 a: Any = attrs(r)
-                if a.get("FRA_PRIORITY") == PREF_UPLINK and "FRA_SRC" in a:
+                if "FRA_SRC" in a:
                     t = IPv6Network(f"{a['FRA_SRC']}/{r['src_len']}")
                     if t not in want:
                         self.del_rule(r)

@@ -272,6 +272,42 @@ class KernelDataPlane(DataPlane):
                 tables.add(t)
         return sorted(tables)
 
+    # --- MPA uplink rules -----------------------------------------------------
+
+    def visitor_rules(self) -> list[Any]:
+        """Our ``from TARGET iif ACCESS lookup T`` rules (MPA uplink)."""
+        return [
+            r for r in self.our_rules() if attrs(r).get("FRA_PRIORITY") == PREF_UPLINK
+        ]
+
+    def visitor_rules_for(self, target: IPv6Network) -> list[Any]:
+        out = []
+        for r in self.visitor_rules():
+            a = attrs(r)
+            if "FRA_SRC" in a and (
+                IPv6Network(f"{a['FRA_SRC']}/{r['src_len']}") == target
+            ):
+                out.append(r)
+        return out
+
+    def steer_visitor(self, target: IPv6Network, access: str, table: int) -> None:
+        """Packets from ``target`` arriving on ``access`` look up ``table``;
+        a rule for the same target on another path is replaced."""
+        for r in self.visitor_rules_for(target):
+            a = attrs(r)
+            if (a.get("FRA_IIFNAME"), a.get("FRA_TABLE", r.get("table"))) != (
+                access,
+                table,
+            ):
+                self.del_rule(r)
+        self.add_rule(
+            priority=PREF_UPLINK,
+            table=table,
+            src=str(target.network_address),
+            src_len=target.prefixlen,
+            iifname=access,
+        )
+
     def forget_neighbours(self, target: IPv6Network) -> None:
         """Delete the neighbour entries of addresses inside ``target``.
 

@@ -31,7 +31,6 @@ from typing import Any
 from pmip6.dataplane import fastpath
 from pmip6.dataplane.base import DataPlaneError
 from pmip6.dataplane.kernel import (
-    PREF_UPLINK,
     PROTO,
     RT_TABLE_MAIN,
     TABLE_UPLINK_FIRST,
@@ -250,17 +249,12 @@ class LwtDataPlane(KernelDataPlane):
         )
         return table
 
-    def _visitor_rules(self) -> list[Any]:
-        return [
-            r for r in self.our_rules() if attrs(r).get("FRA_PRIORITY") == PREF_UPLINK
-        ]
-
     def mpa_current(self) -> dict[IPv6Network, tuple[str, IPv6Address]]:
         """Visitors of ours in the kernel now (target -> (access, lmap))."""
         self._need()
         lmap_of = {t: lmap for lmap, t in self._uplink_tables().items()}
         out: dict[IPv6Network, tuple[str, IPv6Address]] = {}
-        for r in self._visitor_rules():
+        for r in self.visitor_rules():
             a = attrs(r)
             lmap = lmap_of.get(a.get("FRA_TABLE", r.get("table")))
             if lmap is not None and "FRA_SRC" in a:
@@ -285,37 +279,13 @@ class LwtDataPlane(KernelDataPlane):
                 f"route {target} dev {access}",
             )
 
-            # uplink: replace a rule for the same target on another path
-            for r in self._rules_for(target):
-                a = attrs(r)
-                if (a.get("FRA_IIFNAME"), a.get("FRA_TABLE", r.get("table"))) != (
-                    access,
-                    table,
-                ):
-                    self.del_rule(r)
-            self.add_rule(
-                priority=PREF_UPLINK,
-                table=table,
-                src=str(target.network_address),
-                src_len=target.prefixlen,
-                iifname=access,
-            )
+            self.steer_visitor(target, access, table)
             self._gc_tables()
-
-    def _rules_for(self, target: IPv6Network) -> list[Any]:
-        out = []
-        for r in self._visitor_rules():
-            a = attrs(r)
-            if "FRA_SRC" in a and (
-                IPv6Network(f"{a['FRA_SRC']}/{r['src_len']}") == target
-            ):
-                out.append(r)
-        return out
 
     def _gc_tables(self) -> None:
         """Drop uplink tables no visitor rule points to any more."""
         in_use = {
-            attrs(r).get("FRA_TABLE", r.get("table")) for r in self._visitor_rules()
+            attrs(r).get("FRA_TABLE", r.get("table")) for r in self.visitor_rules()
         }
         for table in self._uplink_tables().values():
             if table not in in_use:
@@ -325,7 +295,7 @@ class LwtDataPlane(KernelDataPlane):
         with self._lock:
             self._need()
             target = IPv6Network(target)
-            for r in self._rules_for(target):
+            for r in self.visitor_rules_for(target):
                 self.del_rule(r)
             self.del_route(target, RT_TABLE_MAIN)
             self.forget_neighbours(target)
@@ -343,7 +313,7 @@ class LwtDataPlane(KernelDataPlane):
             # a visitor rule whose table lost its tunnel (e.g. one from an
             # address this node no longer has) steers into nothing
             tables = set(self._uplink_tables().values())
-            for r in self._visitor_rules():
+            for r in self.visitor_rules():
                 if attrs(r).get("FRA_TABLE", r.get("table")) not in tables:
                     self.del_rule(r)
             for r in self.our_routes(RT_TABLE_MAIN):
