@@ -134,15 +134,9 @@ class BpfDataPlane(LwtDataPlane):
         )
 
     def _peer(self, name: str | None) -> IPv6Address | None:
+        # tunnels from an address we no longer have are gone since setup
         ends = tunnel_ends(name)
-        if ends is None:
-            return None
-        own, peer = ends
-        owns = {a for a in (self.lmap_own, self.mpa_own) if a is not None}
-        if owns and own not in owns:
-            # a tunnel from an address we no longer have: wanted by nobody
-            return IPv6Address("::")
-        return peer
+        return None if ends is None else ends[1]
 
     def route_peer(self, msg: Any) -> IPv6Address | None:
         a = attrs(msg)
